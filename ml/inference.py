@@ -1,0 +1,165 @@
+"""The inference facade: the only part of ml/ the Django apps call.
+
+``FacePipeline`` loads MTCNN and the Keras model lazily, once per process, and offers
+the two halves the Celery tasks run separately (``find_faces`` on the photo,
+``estimate`` on a batch of crops) plus ``predict``, which does both.
+Results are deterministic: no randomness at inference, flip averaging included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ml.alignment import LANDMARK_NAMES
+from ml.preprocessing import PREPROCESSING_VERSION, Face, detect_and_extract
+from ml.types import AgeEstimate, Box, FacePrediction, GenderEstimate, ImagePrediction
+
+DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
+MODEL_FILE = "age_gender.keras"
+CARD_DATA_FILE = "model.json"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``model.json`` beside the weights says about them."""
+
+    version: str
+    image_size: int
+    preprocessing_version: str
+    age_temperature: float
+    interval_level: float
+
+    @classmethod
+    def load(cls, weights_dir: Path) -> ModelInfo:
+        data = json.loads((weights_dir / CARD_DATA_FILE).read_text())
+        return cls(
+            version=data["version"],
+            image_size=int(data["image_size"]),
+            preprocessing_version=data["preprocessing_version"],
+            age_temperature=float(data.get("age_temperature", 1.0)),
+            interval_level=float(data.get("interval_level", 0.8)),
+        )
+
+
+def write_model(model, weights_dir: Path, image_size: int, age_temperature: float, extra: dict) -> ModelInfo:
+    """Save weights (no optimizer state) and ``model.json``; the version is a hash of the weights."""
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    path = weights_dir / MODEL_FILE
+    model.save(path, include_optimizer=False)
+    version = "ag-" + hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    info = {
+        "version": version,
+        "image_size": image_size,
+        "preprocessing_version": PREPROCESSING_VERSION,
+        "age_temperature": age_temperature,
+        "interval_level": 0.8,
+        **extra,
+    }
+    (weights_dir / CARD_DATA_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    return ModelInfo.load(weights_dir)
+
+
+class FacePipeline:
+    """Detection, alignment and age/gender estimation, with models loaded on first use."""
+
+    def __init__(
+        self, weights_dir: Path | str = DEFAULT_WEIGHTS_DIR, min_confidence: float = 0.9, batch_size: int = 32
+    ):
+        self.weights_dir = Path(weights_dir)
+        self.info = ModelInfo.load(self.weights_dir)
+        if self.info.preprocessing_version != PREPROCESSING_VERSION:
+            raise RuntimeError(
+                f"weights were trained with preprocessing {self.info.preprocessing_version!r}, "
+                f"this code runs {PREPROCESSING_VERSION!r}: retrain or check out matching code"
+            )
+        self.min_confidence = min_confidence
+        self.batch_size = batch_size
+        self._detector = None
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_version(self) -> str:
+        return self.info.version
+
+    @property
+    def crop_size(self) -> int:
+        return self.info.image_size
+
+    def _load_detector(self):
+        with self._lock:
+            if self._detector is None:
+                from ml.detection import FaceDetector
+
+                self._detector = FaceDetector(min_confidence=self.min_confidence)
+        return self._detector
+
+    def _load_model(self):
+        with self._lock:
+            if self._model is None:
+                import keras
+
+                self._model = keras.models.load_model(self.weights_dir / MODEL_FILE, compile=False)
+        return self._model
+
+    def find_faces(self, images_rgb: list[np.ndarray]) -> list[list[Face]]:
+        """Detect and align every face of each photo, most confident first."""
+        return detect_and_extract(self._load_detector(), images_rgb, self.crop_size)
+
+    def estimate(self, crops: np.ndarray | list[np.ndarray]) -> list[tuple[AgeEstimate, GenderEstimate]]:
+        """Age and gender for a batch of aligned crops (the output of ``find_faces``)."""
+        crops = np.asarray(crops, dtype=np.uint8).reshape(-1, self.crop_size, self.crop_size, 3)
+        if len(crops) == 0:
+            return []
+        from ml.model import predict_with_flip, summarize_ages
+
+        age_logits, female = predict_with_flip(self._load_model(), crops, self.batch_size)
+        mean, low, high = summarize_ages(age_logits, self.info.age_temperature, self.info.interval_level)
+        results = []
+        for value, lo, hi, p_female in zip(mean, low, high, female, strict=True):
+            gender = (
+                GenderEstimate("female", float(p_female))
+                if p_female >= 0.5
+                else GenderEstimate("male", float(1 - p_female))
+            )
+            results.append((AgeEstimate(float(value), float(lo), float(hi), self.info.interval_level), gender))
+        return results
+
+    def predict(self, images_rgb: list[np.ndarray]) -> list[ImagePrediction]:
+        """Every face of every photo; faces of all photos go through the model as one batch."""
+        started = time.perf_counter()
+        faces_per_image = self.find_faces(images_rgb)
+        detected = time.perf_counter()
+        all_crops = [face.crop for faces in faces_per_image for face in faces]
+        estimates = iter(self.estimate(np.array(all_crops)) if all_crops else [])
+        finished = time.perf_counter()
+        timings = {
+            "detection_ms": (detected - started) * 1000 / max(1, len(images_rgb)),
+            "model_ms": (finished - detected) * 1000 / max(1, len(images_rgb)),
+        }
+        results = []
+        for image, faces in zip(images_rgb, faces_per_image, strict=True):
+            predictions = [self.describe(face, *next(estimates)) for face in faces]
+            results.append(ImagePrediction(image.shape[1], image.shape[0], predictions, timings))
+        return results
+
+    def describe(self, face: Face, age: AgeEstimate, gender: GenderEstimate) -> FacePrediction:
+        x, y, w, h = face.detection.box
+        return FacePrediction(
+            box=Box(round(x), round(y), round(w), round(h)),
+            landmarks={
+                name: (float(px), float(py))
+                for name, (px, py) in zip(LANDMARK_NAMES, face.detection.landmarks, strict=True)
+            },
+            detection_confidence=face.detection.confidence,
+            age=age,
+            gender=gender,
+            model_version=self.model_version,
+        )
