@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,20 +100,16 @@ def detect_all(detector, images_dir: Path, filenames: list[str], cache_dir: Path
 def _detect_chunk(detector, images_dir: Path, chunk: list[str], path: Path, batch_size: int) -> None:
     landmarks = np.zeros((len(chunk), 5, 2), dtype=np.float32)
     confidence = np.full(len(chunk), -1.0, dtype=np.float32)  # -1: no face (or unreadable)
-    by_shape: dict[tuple, list[tuple[int, np.ndarray]]] = defaultdict(list)
-    for i, name in enumerate(chunk):
-        try:
-            image = load_rgb(images_dir / name)
-        except (UnreadableImageError, FileNotFoundError) as error:
-            log.warning("skipping %s: %s", name, error)
-            continue
-        by_shape[image.shape].append((i, image))
-    for group in by_shape.values():  # same-sized images share one pass through MTCNN
-        for start in range(0, len(group), batch_size):
-            batch = group[start : start + batch_size]
-            for (i, _), faces in zip(batch, detector.detect_batch([img for _, img in batch]), strict=True):
-                if faces:
-                    landmarks[i], confidence[i] = faces[0].landmarks, faces[0].confidence
+    for start in range(0, len(chunk), batch_size):
+        readable = {}
+        for i in range(start, min(start + batch_size, len(chunk))):
+            try:
+                readable[i] = load_rgb(images_dir / chunk[i])
+            except (UnreadableImageError, FileNotFoundError) as error:
+                log.warning("skipping %s: %s", chunk[i], error)
+        for i, faces in zip(readable, detector.detect_batch(list(readable.values())), strict=True):
+            if faces:
+                landmarks[i], confidence[i] = faces[0].landmarks, faces[0].confidence
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, landmarks=landmarks, confidence=confidence)
     tmp.rename(path)

@@ -115,22 +115,23 @@ class FacePipeline:
 
     def estimate(self, crops: np.ndarray | list[np.ndarray]) -> list[tuple[AgeEstimate, GenderEstimate]]:
         """Age and gender for a batch of aligned crops (the output of ``find_faces``)."""
+        from ml.model import summarize_ages
+
+        age_logits, female = self.raw_outputs(crops)
+        mean, low, high = summarize_ages(age_logits, self.info.age_temperature, self.info.interval_level)
+        return [
+            (AgeEstimate(float(value), float(lo), float(hi), self.info.interval_level), _gender(float(p_female)))
+            for value, lo, hi, p_female in zip(mean, low, high, female, strict=True)
+        ]
+
+    def raw_outputs(self, crops: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Age logits (N x AGE_BINS) and P(female) (N), averaged with the mirrored crops."""
+        from ml.model import AGE_BINS, predict_with_flip
+
         crops = np.asarray(crops, dtype=np.uint8).reshape(-1, self.crop_size, self.crop_size, 3)
         if len(crops) == 0:
-            return []
-        from ml.model import predict_with_flip, summarize_ages
-
-        age_logits, female = predict_with_flip(self._load_model(), crops, self.batch_size)
-        mean, low, high = summarize_ages(age_logits, self.info.age_temperature, self.info.interval_level)
-        results = []
-        for value, lo, hi, p_female in zip(mean, low, high, female, strict=True):
-            gender = (
-                GenderEstimate("female", float(p_female))
-                if p_female >= 0.5
-                else GenderEstimate("male", float(1 - p_female))
-            )
-            results.append((AgeEstimate(float(value), float(lo), float(hi), self.info.interval_level), gender))
-        return results
+            return np.zeros((0, AGE_BINS)), np.zeros(0)
+        return predict_with_flip(self._load_model(), crops, self.batch_size)
 
     def predict(self, images_rgb: list[np.ndarray]) -> list[ImagePrediction]:
         """Every face of every photo; faces of all photos go through the model as one batch."""
@@ -163,3 +164,7 @@ class FacePipeline:
             gender=gender,
             model_version=self.model_version,
         )
+
+
+def _gender(p_female: float) -> GenderEstimate:
+    return GenderEstimate("female", p_female) if p_female >= 0.5 else GenderEstimate("male", 1.0 - p_female)

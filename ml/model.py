@@ -51,13 +51,18 @@ def build_model(image_size: int, dropout: float = 0.3) -> keras.Model:
 
 
 def predict_with_flip(model: keras.Model, crops: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Age logits and P(female), averaged over each crop and its mirror image (as in serving)."""
+    """Age logits and P(female), averaged over each crop and its mirror image (training and serving).
+
+    A crop and its mirror go through the network in the same batch, through Keras'
+    compiled predict function rather than an eager call.
+    """
     logits, female = [], []
     for start in range(0, len(crops), batch_size):
         batch = crops[start : start + batch_size].astype(np.float32)
-        out = [model(b, training=False) for b in (batch, batch[:, :, ::-1])]
-        logits.append((np.asarray(out[0]["age_logits"]) + np.asarray(out[1]["age_logits"])) / 2)
-        female.append((np.asarray(out[0]["gender"]) + np.asarray(out[1]["gender"]))[:, 0] / 2)
+        out = model.predict_on_batch(np.concatenate([batch, batch[:, :, ::-1]]))
+        n = len(batch)
+        logits.append((out["age_logits"][:n] + out["age_logits"][n:]) / 2)
+        female.append((out["gender"][:n, 0] + out["gender"][n:, 0]) / 2)
     return np.concatenate(logits), np.concatenate(female)
 
 

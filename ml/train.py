@@ -3,10 +3,12 @@
     python -m ml.train --data ../shared/data/utkface --out var/runs/base --export ml/weights
 
 Faces go through the same detection and alignment as in serving (cached under
-``--cache``). Training stops at ``--epochs`` or ``--time-budget-min``, whichever comes
-first; an interrupted run started again with the same ``--out`` resumes where it
-stopped. The best epoch on ``val`` (age MAE) is kept, its 80% interval is calibrated
-on ``val``, and ``--export`` writes weights and ``model.json`` for the inference facade.
+``--cache``). The learning rate follows a cosine over ``--epochs`` or over
+``--time-budget-min``, whichever runs out first, and training stops there; an
+interrupted run started again with the same ``--out`` resumes where it stopped.
+The better on ``val`` (age MAE) of the best epoch and the weight average is kept, its
+80% interval is calibrated on ``val``, and ``--export`` writes weights and
+``model.json`` for the inference facade.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--time-budget-min", type=float, default=0, help="stop after this many minutes (0: none)")
+    parser.add_argument("--time-budget-min", type=float, default=0, help="fit the schedule in N minutes (0: no limit)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke runs)")
     return parser.parse_args(argv)
 
@@ -52,7 +54,7 @@ def main(argv=None) -> dict:
 
     from ml.dataset import load_face_dataset, read_labels
     from ml.detection import FaceDetector
-    from ml.training import TimeBudget, TqdmProgress, build_datasets, calibrate_temperature, compile_model
+    from ml.training import CosineSchedule, TqdmProgress, build_datasets, calibrate_temperature, compile_model
 
     keras.utils.set_random_seed(args.seed)
     rows = read_labels(args.labels or args.data / "labels.csv")
@@ -69,7 +71,7 @@ def main(argv=None) -> dict:
     )
 
     train_ds, val_ds, steps = build_datasets(dataset, train_idx, val_idx, args.batch_size, args.seed)
-    model = compile_model(args.image_size, args.learning_rate, steps * args.epochs, args.init_from)
+    model = compile_model(args.image_size, args.learning_rate, args.init_from)
 
     best_path = args.out / "best.keras"
     callbacks = [
@@ -77,16 +79,21 @@ def main(argv=None) -> dict:
         keras.callbacks.ModelCheckpoint(best_path, monitor="val_age_logits_age_mae", mode="min", save_best_only=True),
         keras.callbacks.CSVLogger(args.out / "history.csv", append=True),
         TqdmProgress(steps),
-        TimeBudget(args.time_budget_min * 60),
+        CosineSchedule(args.learning_rate, steps * args.epochs, args.time_budget_min * 60, args.out / "schedule.json"),
     ]
     started = time.time()
     model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks, verbose=0)
     log.info("training took %.1f min", (time.time() - started) / 60)
 
-    best = keras.models.load_model(best_path, compile=False)
-    temperature, val_metrics = calibrate_temperature(best, dataset, val_idx)
+    # fit() ends by swapping in the weight averages (EMA); the checkpoint holds the raw
+    # weights of the best epoch. Keep whichever does better on val.
+    candidates = {"weight_average": model, "best_epoch": keras.models.load_model(best_path, compile=False)}
+    scored = {name: calibrate_temperature(candidate, dataset, val_idx) for name, candidate in candidates.items()}
+    chosen = min(scored, key=lambda name: scored[name][1]["age_mae"])
+    best, (temperature, val_metrics) = candidates[chosen], scored[chosen]
+    log.info("kept the %s weights (val age MAE %s)", chosen, {n: round(s[1]["age_mae"], 3) for n, s in scored.items()})
     log.info("val: %s", json.dumps(val_metrics))
-    summary = {"val": val_metrics, "age_temperature": temperature, "args": _jsonable(vars(args))}
+    summary = {"val": val_metrics, "kept": chosen, "age_temperature": temperature, "args": _jsonable(vars(args))}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if args.export:
         from ml.inference import write_model

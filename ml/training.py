@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -99,18 +100,14 @@ def build_datasets(dataset: FaceDataset, train_idx, val_idx, batch_size: int, se
     return make(train_idx, True), make(val_idx, False), steps
 
 
-def compile_model(image_size: int, learning_rate: float, total_steps: int, init_from=None) -> keras.Model:
-    """The model with AdamW, a warm-up plus cosine schedule, and weight averaging (EMA)."""
+def compile_model(image_size: int, learning_rate: float, init_from=None) -> keras.Model:
+    """The model with AdamW and weight averaging (EMA); the learning rate is set by ``CosineSchedule``."""
     model = build_model(image_size)
     if init_from is not None:
         from ml.inference import MODEL_FILE
 
         model.set_weights(keras.models.load_model(init_from / MODEL_FILE, compile=False).get_weights())
-    warmup = max(1, min(total_steps // 20, 500))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        learning_rate / 10, decay_steps=max(1, total_steps - warmup), warmup_target=learning_rate, warmup_steps=warmup
-    )
-    optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4, use_ema=True, ema_momentum=0.995)
+    optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=1e-4, use_ema=True, ema_momentum=0.995)
     model.compile(
         optimizer=optimizer,
         loss={"age_logits": age_loss, "gender": keras.losses.BinaryCrossentropy()},
@@ -120,17 +117,50 @@ def compile_model(image_size: int, learning_rate: float, total_steps: int, init_
     return model
 
 
-class TimeBudget(keras.callbacks.Callback):
-    """Stop after the epoch during which the budget ran out (0 seconds: no budget)."""
+class CosineSchedule(keras.callbacks.Callback):
+    """Warm-up then cosine decay over the run, measured in steps or in time, whichever runs out first.
 
-    def __init__(self, seconds: float):
+    On a busy CPU the epochs may not all fit in the time budget; stretching the schedule
+    over the budget still ends the run with a fully decayed learning rate, instead of
+    stopping half-way down the curve. Elapsed time is saved in ``state_file`` at each
+    epoch, so a resumed run continues the same schedule.
+    """
+
+    def __init__(self, peak: float, total_steps: int, budget_seconds: float, state_file):
         super().__init__()
-        self.seconds = seconds
+        self.peak, self.total_steps, self.budget = peak, total_steps, budget_seconds
+        self.state_file = state_file
+        self.warmup = max(1, min(total_steps // 20, 500))
+        self.step = 0
+        self.elapsed_before = 0.0
         self.started = time.time()
 
-    def on_epoch_end(self, epoch, logs=None):
-        if self.seconds and time.time() - self.started > self.seconds:
+    def on_train_begin(self, logs=None):
+        if self.state_file.exists():
+            state = json.loads(self.state_file.read_text())
+            self.step, self.elapsed_before = state["step"], state["elapsed"]
+        self.started = time.time()
+
+    def progress(self) -> float:
+        by_steps = self.step / self.total_steps
+        by_time = (self.elapsed_before + time.time() - self.started) / self.budget if self.budget else 0.0
+        return min(1.0, max(by_steps, by_time))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.step < self.warmup:
+            rate = self.peak * (0.1 + 0.9 * self.step / self.warmup)
+        else:
+            rate = self.peak * 0.5 * (1 + math.cos(math.pi * self.progress()))
+        self.model.optimizer.learning_rate = rate
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.progress() >= 1.0:
             self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = self.elapsed_before + time.time() - self.started
+        self.state_file.write_text(json.dumps({"step": self.step, "elapsed": elapsed}))
 
 
 class TqdmProgress(keras.callbacks.Callback):

@@ -1,0 +1,193 @@
+"""Measure the serving pipeline on any labelled photo set.
+
+    python -m ml.evaluate --labels ../shared/data/utkface/labels.csv \\
+        --images ../shared/data/utkface/images --split test --out var/eval/test
+
+Each image goes through exactly what production runs: decoding (EXIF applied), MTCNN,
+alignment, the model with flip averaging. The most confident face is scored; images
+where no face is found count as ``detection_misses`` and are left out of the errors.
+Writes ``metrics.json``, ``predictions.csv``, ``report.md`` and PNG plots to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ml.dataset import LabelledImage, read_labels
+from ml.images import UnreadableImageError, load_rgb
+
+log = logging.getLogger("ml.evaluate")
+
+AGE_BANDS = (("0-12", 0, 12), ("13-19", 13, 19), ("20-39", 20, 39), ("40-59", 40, 59), ("60+", 60, 200))
+RACES = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}
+GENDERS = {0: "male", 1: "female"}
+CALIBRATION_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m ml.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--labels", type=Path, required=True, help="CSV with filename,age[,gender,race,split]")
+    parser.add_argument("--images", type=Path, required=True, help="folder the filenames are relative to")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--split", help="keep only rows of this split (needs a split column)")
+    parser.add_argument("--weights", type=Path, help="weights folder (default: the bundled ml/weights)")
+    parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N rows")
+    parser.add_argument("--batch-size", type=int, default=32)
+    return parser.parse_args(argv)
+
+
+def run_pipeline(pipeline, rows: list[LabelledImage], images_dir: Path, batch_size: int):
+    """Per row: (age logits, P(female), detection confidence) of the best face, or None."""
+    outputs: list[tuple | None] = []
+    for start in tqdm(range(0, len(rows), batch_size), desc="evaluating", unit="batch"):
+        batch = rows[start : start + batch_size]
+        images, readable = [], []
+        for row in batch:
+            try:
+                images.append(load_rgb(images_dir / row.filename))
+                readable.append(True)
+            except (UnreadableImageError, FileNotFoundError) as error:
+                log.warning("%s: %s", row.filename, error)
+                readable.append(False)
+        faces = iter(pipeline.find_faces(images))
+        best = [next(faces)[:1] if ok else [] for ok in readable]
+        crops = [found[0].crop for found in best if found]
+        logits, female = pipeline.raw_outputs(np.array(crops))
+        scored = iter(range(len(crops)))
+        for found in best:
+            if found:
+                i = next(scored)
+                outputs.append((logits[i], float(female[i]), found[0].detection.confidence))
+            else:
+                outputs.append(None)
+    return outputs
+
+
+def compute_metrics(rows, outputs, temperature: float, level: float, seconds: float) -> tuple[dict, list[dict]]:
+    from ml.model import summarize_ages
+
+    found = [(row, out) for row, out in zip(rows, outputs, strict=True) if out is not None]
+    records = []
+    if found:
+        logits = np.stack([out[0] for _, out in found])
+        mean, low, high = summarize_ages(logits, temperature, level)
+        calibration = {
+            str(lvl): float(np.mean(_covers(summarize_ages(logits, temperature, lvl), [r.age for r, _ in found])))
+            for lvl in CALIBRATION_LEVELS
+        }
+        for (row, out), value, lo, hi in zip(found, mean, low, high, strict=True):
+            records.append(
+                {
+                    "filename": row.filename,
+                    "age": row.age,
+                    "gender": row.gender,
+                    "race": row.race,
+                    "age_pred": float(value),
+                    "age_low": float(lo),
+                    "age_high": float(hi),
+                    "p_female": out[1],
+                    "detection_confidence": out[2],
+                }
+            )
+    else:
+        calibration = {}
+    errors = np.array([abs(r["age_pred"] - r["age"]) for r in records])
+    metrics = {
+        "n": len(rows),
+        "evaluated": len(records),
+        "detection_misses": len(rows) - len(records),
+        "age_mae": _mean(errors),
+        "gender_accuracy": _gender_accuracy(records),
+        "interval_level": level,
+        "interval_coverage": _mean([r["age_low"] <= r["age"] <= r["age_high"] for r in records]),
+        "interval_mean_width": _mean([r["age_high"] - r["age_low"] for r in records]),
+        "interval_calibration": calibration,
+        "mae_by_band": {
+            name: _mean([abs(r["age_pred"] - r["age"]) for r in records if lo <= r["age"] <= hi])
+            for name, lo, hi in AGE_BANDS
+        },
+        "images_per_second": len(rows) / seconds if seconds > 0 else None,
+    }
+    if any(r["race"] is not None for r in records):
+        metrics["by_race"] = _grouped(records, "race", RACES)
+    if any(r["gender"] is not None for r in records):
+        metrics["by_gender"] = _grouped(records, "gender", GENDERS)
+    return metrics, records
+
+
+def _covers(summary, ages) -> np.ndarray:
+    _, low, high = summary
+    ages = np.asarray(ages)
+    return (ages >= low) & (ages <= high)
+
+
+def _mean(values) -> float | None:
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()) if values.size else None
+
+
+def _gender_accuracy(records) -> float | None:
+    known = [r for r in records if r["gender"] is not None]
+    return _mean([(r["p_female"] >= 0.5) == (r["gender"] == 1) for r in known])
+
+
+def _grouped(records, key: str, names: dict) -> dict:
+    groups = {}
+    for value in sorted({r[key] for r in records if r[key] is not None}):
+        members = [r for r in records if r[key] == value]
+        groups[names.get(value, str(value))] = {
+            "n": len(members),
+            "age_mae": _mean([abs(r["age_pred"] - r["age"]) for r in members]),
+            "gender_accuracy": _gender_accuracy(members),
+        }
+    return groups
+
+
+def write_outputs(out: Path, metrics: dict, records: list[dict], model_version: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if records:
+        with open(out / "predictions.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(records[0]))
+            writer.writeheader()
+            writer.writerows(records)
+    from ml.report import write_report
+
+    write_report(out, metrics, records, model_version)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from ml.inference import DEFAULT_WEIGHTS_DIR, FacePipeline
+
+    rows = read_labels(args.labels, split=args.split)
+    if args.limit:
+        rows = rows[: args.limit]
+    if not rows:
+        raise SystemExit(f"no rows to evaluate in {args.labels}" + (f" for split {args.split!r}" if args.split else ""))
+    pipeline = FacePipeline(args.weights or DEFAULT_WEIGHTS_DIR, batch_size=args.batch_size)
+    pipeline.raw_outputs(np.zeros((1, pipeline.crop_size, pipeline.crop_size, 3), np.uint8))  # load before timing
+    pipeline.find_faces([np.zeros((64, 64, 3), np.uint8)])
+    started = time.perf_counter()
+    outputs = run_pipeline(pipeline, rows, args.images, args.batch_size)
+    seconds = time.perf_counter() - started
+    metrics, records = compute_metrics(
+        rows, outputs, pipeline.info.age_temperature, pipeline.info.interval_level, seconds
+    )
+    metrics["model_version"] = pipeline.model_version
+    write_outputs(args.out, metrics, records, pipeline.model_version)
+    log.info("%s", json.dumps({k: metrics[k] for k in ("n", "detection_misses", "age_mae", "gender_accuracy")}))
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

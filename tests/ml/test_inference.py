@@ -1,0 +1,63 @@
+"""The inference facade on a real photo with a known face: scikit-image's astronaut (an adult woman)."""
+
+import numpy as np
+import pytest
+from skimage import data
+
+from ml.images import UnreadableImageError, load_rgb
+from ml.inference import FacePipeline
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return FacePipeline()
+
+
+def test_astronaut_is_one_adult_woman(pipeline):
+    (result,) = pipeline.predict([data.astronaut()])
+    assert (result.width, result.height) == (512, 512)
+    (face,) = result.faces
+    assert face.gender.label == "female" and face.gender.probability > 0.5
+    assert 20 <= face.age.value <= 60
+    assert face.age.low <= face.age.value <= face.age.high and face.age.level == 0.8
+    assert face.detection_confidence > 0.95
+    box = face.box  # her face is around x 180-265, y 60-170 in the 512 px photo
+    assert 150 < box.x < 220 and 30 < box.y < 100 and 60 < box.width < 140
+    assert set(face.landmarks) == {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
+    assert face.model_version == pipeline.model_version
+
+
+def test_predictions_are_deterministic_and_batched_across_photos(pipeline):
+    photo = data.astronaut()
+    first = pipeline.predict([photo])[0].faces[0]
+    together = pipeline.predict([photo, np.ascontiguousarray(photo[:, ::-1])])
+    assert together[0].faces[0].age == first.age and together[0].faces[0].gender == first.gender
+    assert len(together[1].faces) == 1
+
+
+def test_a_photo_without_faces_has_no_predictions(pipeline):
+    (result,) = pipeline.predict([data.coffee()])
+    assert result.faces == []
+
+
+def test_swapped_colour_channels_change_the_crop(pipeline):
+    """The crop keeps RGB order: feeding BGR gives another crop (catches a silent channel swap)."""
+    photo = data.astronaut()
+    (rgb_face,), (bgr_face,) = pipeline.find_faces([photo, np.ascontiguousarray(photo[..., ::-1])])
+    assert np.abs(rgb_face.crop.astype(int) - bgr_face.crop[..., ::-1].astype(int)).mean() < 12
+    assert np.abs(rgb_face.crop.astype(int) - bgr_face.crop.astype(int)).mean() > 12
+
+
+def test_unreadable_bytes_raise_a_clear_error():
+    with pytest.raises(UnreadableImageError, match="cannot read the image"):
+        load_rgb(b"<html>not a photo</html>")
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    from PIL import Image
+
+    image = Image.fromarray(np.zeros((20, 40, 3), np.uint8))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    image.save(tmp_path / "rotated.jpg", exif=exif)
+    assert load_rgb((tmp_path / "rotated.jpg").read_bytes()).shape == (40, 20, 3)
