@@ -1,0 +1,41 @@
+# Fresh machine: only Python 3.11+ and pip are needed. `make run` / `make test` build .venv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PIP_NO_INPUT := 1
+
+.PHONY: venv run test lint format clean
+
+venv: $(STAMP)
+
+# Reinstalls whenever pyproject.toml changes; the stamp is only written after a full success.
+$(STAMP): pyproject.toml
+	@# Without the python3-venv package there is no ensurepip: fall back to the system pip.
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || { \
+		$(PYTHON) -m venv --clear --without-pip $(VENV) && \
+		$(PYTHON) -m pip --python $(VENV)/bin/python install pip; }
+	$(VENV)/bin/python -m pip install --upgrade pip
+	$(VENV)/bin/python -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+# The whole app on embedded Redis + SecantusDB + SQLite at http://127.0.0.1:8000 (PORT=... to change).
+run: $(STAMP)
+	$(VENV)/bin/python -m mairror.devstack run
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# Keeps var/ (your database, media and model cache); delete it yourself to start over.
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles

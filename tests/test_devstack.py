@@ -1,0 +1,191 @@
+"""The embedded services really start, answer real clients, and leave no process behind.
+
+Needs no Django settings: run alone with ``pytest tests/test_devstack.py -p no:django``.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import boto3
+import pymongo
+import pytest
+import redis
+
+from mairror import devstack
+
+
+def eventually(condition, timeout: float = 10) -> bool:
+    """Signals are delivered, and orphans reaped by init, asynchronously: poll briefly."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def group_empty(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def pid_running(pid: int) -> bool:
+    """Alive and not a zombie (a dead child its parent has not reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def assert_gone(service: devstack.Service) -> None:
+    """The leader has exited and its process group is empty (no forked child survived)."""
+    assert service.process.poll() is not None
+    assert eventually(lambda: group_empty(service.process.pid))
+
+
+def test_free_port_returns_distinct_bindable_ports():
+    ports = [devstack.free_port() for _ in range(20)]
+    assert len(set(ports)) == len(ports)
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+
+
+def test_redis_answers_and_stops(tmp_path):
+    service = devstack.start_redis(tmp_path / "redis")
+    try:
+        assert service.url.startswith("redis://127.0.0.1:")
+        client = redis.Redis.from_url(service.url)
+        assert client.ping()
+        client.set("greeting", "hello")
+        assert client.get("greeting") == b"hello"
+        client.close()
+    finally:
+        service.stop()
+    assert_gone(service)
+
+
+def test_mongo_answers_keeps_data_across_restart_and_stops(tmp_path):
+    service = devstack.start_mongo(tmp_path / "mongo")
+    try:
+        with pymongo.MongoClient(service.url, serverSelectionTimeoutMS=5000) as client:
+            client.mairror.faces.insert_one({"age": 31, "gender": "f"})
+    finally:
+        service.stop()
+    assert_gone(service)
+
+    service = devstack.start_mongo(tmp_path / "mongo")
+    try:
+        with pymongo.MongoClient(service.url, serverSelectionTimeoutMS=5000) as client:
+            found = client.mairror.faces.find_one({"age": 31}, {"_id": 0})
+        assert found == {"age": 31, "gender": "f"}
+    finally:
+        service.stop()
+    assert_gone(service)
+
+
+def test_s3_answers_boto3_and_stops(tmp_path):
+    service = devstack.start_s3(log_file=tmp_path / "s3.log")
+    try:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=service.url,
+            region_name="us-east-1",
+            aws_access_key_id="devstack",
+            aws_secret_access_key="devstack",
+        )
+        s3.create_bucket(Bucket="mairror-media")
+        s3.put_object(Bucket="mairror-media", Key="photos/a.jpg", Body=b"jpeg bytes")
+        assert s3.get_object(Bucket="mairror-media", Key="photos/a.jpg")["Body"].read() == b"jpeg bytes"
+    finally:
+        service.stop()
+    assert_gone(service)
+
+
+def test_requested_port_is_used(tmp_path):
+    port = devstack.free_port()
+    service = devstack.start_redis(tmp_path, port=port)
+    try:
+        assert service.url == f"redis://127.0.0.1:{port}/0"
+    finally:
+        service.stop()
+
+
+def test_taken_port_fails_with_the_log(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        with pytest.raises(devstack.ServiceExited, match="redis exited"):
+            devstack.start_redis(tmp_path, port=holder.getsockname()[1])
+
+
+def test_kill_is_immediate(tmp_path):
+    service = devstack.start_redis(tmp_path)
+    service.kill()
+    assert service.process.returncode == -signal.SIGKILL
+    assert_gone(service)
+
+
+def test_stop_escalates_to_sigkill_and_reaches_forked_children():
+    """A leader that ignores SIGTERM, with a child of its own: both must be gone after stop()."""
+    script = "trap '' TERM; sleep 300 & echo $!; wait"
+    process = subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    child_pid = int(process.stdout.readline())
+    service = devstack.Service("stubborn", "", process)
+
+    started = time.monotonic()
+    service.stop(timeout=0.5)
+
+    assert time.monotonic() - started < 5
+    assert process.returncode == -signal.SIGKILL
+    assert eventually(lambda: not pid_running(child_pid))
+    process.stdout.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="parent-death signal is Linux-only")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_services_die_with_their_parent(tmp_path, signum):
+    """A test run killed mid-way must not leave servers running."""
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import time
+                from mairror import devstack
+                service = devstack.start_redis({str(tmp_path)!r})
+                print(service.process.pid, flush=True)
+                time.sleep(300)
+                """
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=devstack.REPO_ROOT,
+    )
+    redis_pid = int(parent.stdout.readline())
+    parent.send_signal(signum)
+    parent.wait(10)
+    parent.stdout.close()
+
+    assert eventually(lambda: not pid_running(redis_pid))
+
+
+def test_unready_service_is_stopped_and_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(devstack, "_redis_answers", lambda url: False)
+    marker = uuid.uuid4().hex
+    with pytest.raises(devstack.ServiceError, match="did not answer within"):
+        devstack.start_redis(tmp_path / marker, timeout=1)
+    result = subprocess.run(["pgrep", "-f", marker], capture_output=True)
+    assert result.returncode == 1, "the unready redis-server is still running"
