@@ -1,0 +1,47 @@
+"""Reads of face documents in MongoDB."""
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from bson import ObjectId
+from PIL import Image
+
+from apps.faces.mongo import faces_collection
+
+
+@dataclass(frozen=True)
+class FaceCrop:
+    """A detected face as the estimation step needs it: where it is, and its aligned crop."""
+
+    id: str
+    face_index: int
+    box: dict[str, float]
+    landmarks: dict[str, list[float]]
+    detection_confidence: float
+    crop: np.ndarray  # S x S x 3 uint8 RGB
+
+
+def face_document_ids(*, upload_id) -> list[str]:
+    """Ids of an upload's face documents, in face order."""
+    documents = faces_collection().find({"upload_id": str(upload_id)}, {"_id": 1}).sort("face_index", 1)
+    return [str(document["_id"]) for document in documents]
+
+
+def face_crops_get(*, upload_id, face_ids: list[str]) -> list[FaceCrop]:
+    """The faces with these ids that belong to the upload, in face order."""
+    documents = faces_collection().find(
+        {"_id": {"$in": [ObjectId(face_id) for face_id in face_ids]}, "upload_id": str(upload_id)}
+    )
+    crops = [
+        FaceCrop(
+            id=str(document["_id"]),
+            face_index=document["face_index"],
+            box=document["box"],
+            landmarks=document["landmarks"],
+            detection_confidence=document["detection_confidence"],
+            crop=np.asarray(Image.open(io.BytesIO(document["crop_png"])).convert("RGB")),
+        )
+        for document in documents
+    ]
+    return sorted(crops, key=lambda crop: crop.face_index)

@@ -1,0 +1,128 @@
+"""Writes of face documents in MongoDB, and the detection step of the pipeline."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import TYPE_CHECKING
+
+from bson import ObjectId
+from django.utils import timezone
+from PIL import Image
+from pymongo import UpdateOne
+
+from apps.faces.mongo import faces_collection
+from apps.faces.pipeline import face_pipeline
+from apps.faces.selectors import face_document_ids
+from apps.uploads.selectors import upload_read_image
+from apps.uploads.services import upload_fail, upload_record_timings, upload_start_processing
+
+if TYPE_CHECKING:
+    from ml.preprocessing import Face
+    from ml.types import AgeEstimate, GenderEstimate
+
+UNREADABLE_IMAGE = "This file could not be read as a photo."
+MISSING_IMAGE = "The stored photo was not found. Please upload it again."
+
+
+def faces_detect(*, upload_id: str) -> list[str]:
+    """Find and align every face of an upload and store them; returns their document ids, in face order.
+
+    An upload that is gone or already finished (a redelivered task) is left alone: returns [].
+    """
+    from ml.images import UnreadableImageError, load_rgb
+
+    upload = upload_start_processing(upload_id=upload_id)
+    if upload is None:
+        return []
+    started = time.perf_counter()
+    try:
+        image = load_rgb(upload_read_image(upload=upload))
+    except FileNotFoundError:
+        upload_fail(upload_id=upload_id, reason=MISSING_IMAGE)
+        return []
+    except UnreadableImageError:
+        upload_fail(upload_id=upload_id, reason=UNREADABLE_IMAGE)
+        return []
+    decoded = time.perf_counter()
+    faces = face_pipeline().find_faces([image])[0]
+    detected = time.perf_counter()
+    face_ids = face_documents_store(upload_id=upload_id, faces=faces)
+    upload_record_timings(
+        upload=upload,
+        timings={
+            "queue_ms": (upload.started_at - upload.created_at).total_seconds() * 1000,
+            "decode_ms": (decoded - started) * 1000,
+            "detection_ms": (detected - decoded) * 1000,
+        },
+    )
+    return face_ids
+
+
+def face_documents_store(*, upload_id: str, faces: list[Face]) -> list[str]:
+    """Upsert one document per face, keyed by (upload, face index), and drop any left from an earlier run."""
+    collection = faces_collection()
+    now = timezone.now()
+    operations = [
+        UpdateOne(
+            {"upload_id": str(upload_id), "face_index": index},
+            {
+                "$set": {
+                    "crop_png": _png_bytes(face.crop),
+                    "box": dict(zip(("x", "y", "width", "height"), map(float, face.detection.box), strict=True)),
+                    "landmarks": _landmarks(face.detection.landmarks),
+                    "detection_confidence": float(face.detection.confidence),
+                    "updated_at": now,
+                },
+                "$setOnInsert": {"created_at": now},
+            },
+            upsert=True,
+        )
+        for index, face in enumerate(faces)
+    ]
+    if operations:
+        collection.bulk_write(operations, ordered=False)
+    collection.delete_many({"upload_id": str(upload_id), "face_index": {"$gte": len(faces)}})
+    return face_document_ids(upload_id=upload_id)
+
+
+def face_documents_record_estimates(
+    *, face_ids: list[str], estimates: list[tuple[AgeEstimate, GenderEstimate]], model_version: str
+) -> None:
+    """Keep the model's raw outputs beside each crop (for review and retraining)."""
+    now = timezone.now()
+    operations = [
+        UpdateOne(
+            {"_id": ObjectId(face_id)},
+            {
+                "$set": {
+                    "estimate": {
+                        "age": {"value": age.value, "low": age.low, "high": age.high, "level": age.level},
+                        "gender": {"label": gender.label, "probability": gender.probability},
+                        "model_version": model_version,
+                        "estimated_at": now,
+                    },
+                    "updated_at": now,
+                }
+            },
+        )
+        for face_id, (age, gender) in zip(face_ids, estimates, strict=True)
+    ]
+    if operations:
+        faces_collection().bulk_write(operations, ordered=False)
+
+
+def face_documents_delete(*, upload_id: str) -> int:
+    return faces_collection().delete_many({"upload_id": str(upload_id)}).deleted_count
+
+
+def _png_bytes(crop) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(crop).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _landmarks(points) -> dict[str, list[float]]:
+    from ml.alignment import LANDMARK_NAMES
+
+    return {name: [float(x), float(y)] for name, (x, y) in zip(LANDMARK_NAMES, points, strict=True)}

@@ -1,0 +1,113 @@
+"""The public JSON API: thin views over the services and selectors. A client sees only what its key created."""
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.predictions.selectors import prediction_get, prediction_list, prediction_wait
+from apps.predictions.serializers import (
+    PredictionCreatedSerializer,
+    PredictionCreateInputSerializer,
+    PredictionSerializer,
+    PredictionWaitInputSerializer,
+)
+from apps.predictions.services import prediction_delete, prediction_request
+from apps.uploads.images import reject_oversized
+from apps.uploads.models import Upload
+
+# Room for the multipart boundaries and headers around the file itself.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+ERROR_RESPONSE = inline_serializer(
+    "Error",
+    {
+        "error": inline_serializer(
+            "ErrorBody",
+            {"code": serializers.CharField(), "message": serializers.CharField(), "details": serializers.DictField()},
+        )
+    },
+)
+
+
+class PredictionListCreateApi(APIView):
+    parser_classes = [MultiPartParser]
+    pagination_class = PageNumberPagination
+
+    @extend_schema(
+        tags=["predictions"],
+        operation_id="predictions_create",
+        summary="Send a photo for analysis",
+        request={"multipart/form-data": PredictionCreateInputSerializer},
+        responses={
+            202: PredictionCreatedSerializer,
+            400: ERROR_RESPONSE,
+            401: ERROR_RESPONSE,
+            413: ERROR_RESPONSE,
+            415: ERROR_RESPONSE,
+        },
+    )
+    def post(self, request):
+        # Refuse an oversized body before reading it, not after spooling it to disk.
+        reject_oversized(_content_length(request) - MULTIPART_OVERHEAD_BYTES)
+        serializer = PredictionCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        upload = prediction_request(
+            image=serializer.validated_data["image"], channel=Upload.Channel.API, owner=request.auth
+        )
+        upload.refresh_from_db(fields=["status"])  # failed already if the queue was unreachable
+        url = request.build_absolute_uri(reverse("predictions:detail", args=[upload.pk]))
+        data = PredictionCreatedSerializer({"id": upload.pk, "status": upload.status, "url": url}).data
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+
+    @extend_schema(
+        tags=["predictions"],
+        operation_id="predictions_list",
+        summary="List your predictions, newest first",
+        responses={200: PredictionSerializer(many=True), 401: ERROR_RESPONSE},
+    )
+    def get(self, request):
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(prediction_list(owner=request.auth), request, view=self)
+        return paginator.get_paginated_response(PredictionSerializer(page, many=True).data)
+
+
+class PredictionDetailApi(APIView):
+    @extend_schema(
+        tags=["predictions"],
+        operation_id="predictions_retrieve",
+        summary="Get a prediction, optionally waiting for it to finish",
+        parameters=[PredictionWaitInputSerializer],
+        responses={200: PredictionSerializer, 400: ERROR_RESPONSE, 401: ERROR_RESPONSE, 404: ERROR_RESPONSE},
+    )
+    def get(self, request, prediction_id):
+        query = PredictionWaitInputSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        upload = prediction_wait(owner=request.auth, upload_id=prediction_id, timeout=query.validated_data["wait"])
+        if upload is None:
+            raise NotFound("No prediction with this id.")
+        return Response(PredictionSerializer(upload).data)
+
+    @extend_schema(
+        tags=["predictions"],
+        operation_id="predictions_destroy",
+        summary="Delete a prediction: the photo, the face crops and the results",
+        responses={204: None, 401: ERROR_RESPONSE, 404: ERROR_RESPONSE},
+    )
+    def delete(self, request, prediction_id):
+        upload = prediction_get(owner=request.auth, upload_id=prediction_id)
+        if upload is None:
+            raise NotFound("No prediction with this id.")
+        prediction_delete(upload=upload)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _content_length(request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0

@@ -1,0 +1,64 @@
+"""One error format for every API response that is not a success:
+
+    {"error": {"code": "not_found", "message": "...", "details": {...}}}
+
+``code`` is stable for programs, ``message`` is for people, ``details`` says what exactly was wrong.
+"""
+
+from django.http import JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, status
+from rest_framework.views import exception_handler
+
+from apps.uploads.images import FileTooLarge, ImageTooLarge, UnsupportedImage, UploadRejected
+
+UPLOAD_REJECTION_STATUS = {
+    FileTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    ImageTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    UnsupportedImage: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+}
+
+
+def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+class UploadRejectedError(exceptions.APIException):
+    """An ``UploadRejected`` from the uploads app, as an HTTP error."""
+
+    def __init__(self, rejection: UploadRejected):
+        super().__init__(rejection.message, rejection.code)
+        self.status_code = UPLOAD_REJECTION_STATUS.get(type(rejection), status.HTTP_400_BAD_REQUEST)
+        self.details = rejection.details
+
+
+def api_exception_handler(exc, context):
+    """DRF's handler (statuses, headers such as WWW-Authenticate) with our body."""
+    if isinstance(exc, UploadRejected):
+        exc = UploadRejectedError(exc)
+    response = exception_handler(exc, context)
+    if response is None:
+        return None  # unexpected errors: Django's 500 handler, below
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = error_body("invalid", "The request is not valid.", exc.detail)
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else response.data.get("detail", "")
+        response.data = error_body(
+            getattr(detail, "code", None) or getattr(exc, "default_code", "error"),
+            str(detail),
+            getattr(exc, "details", None),
+        )
+    return response
+
+
+def not_found(request, exception):
+    """404 for URLs that match no view: the error format under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", "There is nothing at this address."), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("server_error", "An internal error occurred."), status=500)
+    return defaults.server_error(request)

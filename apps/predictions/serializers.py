@@ -1,0 +1,77 @@
+"""The API's request and response shapes."""
+
+from rest_framework import serializers
+
+from apps.predictions.models import FacePrediction
+from apps.uploads.models import Upload
+
+MAX_WAIT_SECONDS = 30
+
+
+class PredictionCreateInputSerializer(serializers.Serializer):
+    # A plain file field: the uploads app checks the content itself and says precisely what is wrong.
+    image = serializers.FileField(help_text="The photo (JPEG, PNG, WebP, HEIC, ...), checked by content.")
+
+
+class PredictionWaitInputSerializer(serializers.Serializer):
+    wait = serializers.FloatField(
+        required=False,
+        default=0,
+        min_value=0,
+        help_text=f"Seconds to wait for the analysis to finish (long polling); at most {MAX_WAIT_SECONDS}.",
+    )
+
+    def validate_wait(self, value: float) -> float:
+        return min(value, MAX_WAIT_SECONDS)
+
+
+class PredictionCreatedSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=Upload.Status.choices)
+    url = serializers.URLField(help_text="Where to GET the result.")
+
+
+class BoxSerializer(serializers.Serializer):
+    x = serializers.IntegerField(source="box_x")
+    y = serializers.IntegerField(source="box_y")
+    width = serializers.IntegerField(source="box_width")
+    height = serializers.IntegerField(source="box_height")
+
+
+class AgeSerializer(serializers.Serializer):
+    value = serializers.FloatField(source="age_value", help_text="Years.")
+    low = serializers.FloatField(source="age_low")
+    high = serializers.FloatField(source="age_high")
+    level = serializers.FloatField(source="age_level", help_text="Probability that the age is in [low, high].")
+
+
+class GenderSerializer(serializers.Serializer):
+    label = serializers.ChoiceField(source="gender_label", choices=FacePrediction.Gender.choices)
+    probability = serializers.FloatField(source="gender_probability", help_text="Probability of this label.")
+
+
+class FaceSerializer(serializers.Serializer):
+    box = BoxSerializer(source="*", help_text="In pixels of the upright photo.")
+    landmarks = serializers.DictField(
+        child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
+        help_text="left_eye, right_eye, nose, mouth_left, mouth_right: [x, y] in pixels of the upright photo.",
+    )
+    detection_confidence = serializers.FloatField()
+    age = AgeSerializer(source="*")
+    gender = GenderSerializer(source="*")
+    model_version = serializers.CharField()
+
+
+class ImageSizeSerializer(serializers.Serializer):
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+
+
+class PredictionSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=Upload.Status.choices)
+    failure_reason = serializers.CharField(help_text="Why the analysis failed; empty unless the status is failed.")
+    created_at = serializers.DateTimeField()
+    image = ImageSizeSerializer(source="*")
+    faces = FaceSerializer(many=True, help_text="Most confident detection first; empty when there is no face.")
+    timings = serializers.DictField(child=serializers.FloatField(), help_text="Milliseconds per pipeline stage.")

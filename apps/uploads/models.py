@@ -1,0 +1,52 @@
+import secrets
+import uuid
+from pathlib import PurePath
+
+from django.db import models
+from rest_framework_api_key.models import APIKey
+
+
+def upload_image_path(upload: "Upload", filename: str) -> str:
+    """An unguessable storage name: the upload id is shown to clients, so it is not reused here."""
+    return f"uploads/{secrets.token_urlsafe(24)}{PurePath(filename).suffix.lower()}"
+
+
+class Upload(models.Model):
+    """One photo sent for analysis, and where it is in the pipeline."""
+
+    class Channel(models.TextChoices):
+        API = "api", "API"
+        WEB = "web", "Web page"
+        TELEGRAM = "telegram", "Telegram"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        PROCESSING = "processing"
+        DONE = "done"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # PROTECT: deleting a key must not silently orphan photos in storage and MongoDB;
+    # revoke the key instead, or delete its predictions first.
+    owner = models.ForeignKey(APIKey, null=True, blank=True, on_delete=models.PROTECT, related_name="uploads")
+    channel = models.CharField(max_length=16, choices=Channel)
+    image = models.FileField(upload_to=upload_image_path, max_length=255)
+    width = models.PositiveIntegerField(help_text="Upright width in pixels (EXIF orientation applied).")
+    height = models.PositiveIntegerField(help_text="Upright height in pixels (EXIF orientation applied).")
+    status = models.CharField(max_length=16, choices=Status, default=Status.PENDING, db_index=True)
+    failure_reason = models.TextField(blank=True, help_text="Shown to the user when the status is failed.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    timings = models.JSONField(default=dict, blank=True, help_text="Milliseconds spent per pipeline stage.")
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "-created_at"], name="upload_owner_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)

@@ -1,0 +1,56 @@
+"""What every pipeline task shares: retrying infrastructure errors, and never leaving an upload processing."""
+
+import inspect
+import logging
+
+import botocore.exceptions
+import kombu.exceptions
+import pymongo.errors
+import redis.exceptions
+from celery import Task
+from django.db import InterfaceError, OperationalError
+
+from apps.uploads.services import upload_fail
+
+logger = logging.getLogger(__name__)
+
+# Errors of the services around the models (MongoDB, Redis, SQL, file storage, S3), which
+# usually go away on their own: retried with exponential backoff. Anything else is a bug or a
+# bad input and fails at once.
+INFRASTRUCTURE_ERRORS = (
+    pymongo.errors.AutoReconnect,  # includes ServerSelectionTimeoutError and NetworkTimeout
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    kombu.exceptions.OperationalError,
+    OperationalError,
+    InterfaceError,
+    botocore.exceptions.BotoCoreError,
+    botocore.exceptions.ClientError,
+    OSError,  # local storage; a missing file is handled before it gets here
+)
+
+INFRASTRUCTURE_FAILURE = "A service the analysis depends on was unavailable for too long. Please try again later."
+INTERNAL_FAILURE = "The photo could not be analysed because of an internal error."
+
+
+class UploadTask(Task):
+    """Base class of tasks that take an ``upload_id``.
+
+    Infrastructure errors are retried (2, 4, 8 ... s, up to 5 minutes apart); when the retries
+    run out, or on any other error, the upload is marked failed so that it never stays
+    "processing" for ever.
+    """
+
+    autoretry_for = INFRASTRUCTURE_ERRORS
+    retry_backoff = 2
+    retry_backoff_max = 300
+    retry_jitter = True
+    max_retries = 8
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        upload_id = inspect.signature(self.run).bind(*args, **kwargs).arguments["upload_id"]
+        reason = INFRASTRUCTURE_FAILURE if isinstance(exc, INFRASTRUCTURE_ERRORS) else INTERNAL_FAILURE
+        try:
+            upload_fail(upload_id=upload_id, reason=reason)
+        except INFRASTRUCTURE_ERRORS:
+            logger.exception("could not mark upload %s failed after %s", upload_id, self.name)

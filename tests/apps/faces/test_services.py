@@ -1,0 +1,86 @@
+import uuid
+
+import numpy as np
+import pytest
+from bson import ObjectId
+
+from apps.faces.selectors import face_crops_get, face_document_ids
+from apps.faces.services import face_documents_delete, face_documents_record_estimates, face_documents_store
+from ml.alignment import LANDMARK_NAMES
+from ml.types import AgeEstimate, GenderEstimate
+from tests.support import make_face
+
+
+@pytest.fixture
+def upload_id() -> str:
+    return str(uuid.uuid4())
+
+
+def test_store_writes_one_document_per_face_with_its_crop(faces, upload_id):
+    detected = [make_face(0), make_face(1)]
+
+    face_ids = face_documents_store(upload_id=upload_id, faces=detected)
+
+    assert len(face_ids) == 2
+    crops = face_crops_get(upload_id=upload_id, face_ids=face_ids)
+    assert [crop.id for crop in crops] == face_ids
+    for crop, face in zip(crops, detected, strict=True):
+        np.testing.assert_array_equal(crop.crop, face.crop)  # PNG is lossless
+        assert crop.box == dict(zip(("x", "y", "width", "height"), face.detection.box, strict=True))
+        assert list(crop.landmarks) == list(LANDMARK_NAMES)
+        np.testing.assert_allclose([crop.landmarks[name] for name in LANDMARK_NAMES], face.detection.landmarks)
+        assert crop.detection_confidence == face.detection.confidence
+    document = faces.find_one({"_id": ObjectId(face_ids[0])})
+    assert document["upload_id"] == upload_id
+    assert document["face_index"] == 0
+    assert document["created_at"] is not None
+
+
+def test_storing_again_upserts_instead_of_duplicating(faces, upload_id):
+    first = face_documents_store(upload_id=upload_id, faces=[make_face(0), make_face(1)])
+
+    again = face_documents_store(upload_id=upload_id, faces=[make_face(0), make_face(1)])
+
+    assert again == first
+    assert faces.count_documents({"upload_id": upload_id}) == 2
+
+
+def test_storing_fewer_faces_drops_the_extra_documents(faces, upload_id):
+    first = face_documents_store(upload_id=upload_id, faces=[make_face(0), make_face(1), make_face(2)])
+
+    again = face_documents_store(upload_id=upload_id, faces=[make_face(0)])
+
+    assert again == first[:1]
+    assert face_document_ids(upload_id=upload_id) == first[:1]
+
+
+def test_crops_are_read_only_for_their_own_upload(faces, upload_id):
+    other_ids = face_documents_store(upload_id=str(uuid.uuid4()), faces=[make_face(0)])
+
+    assert face_crops_get(upload_id=upload_id, face_ids=other_ids) == []
+
+
+def test_estimates_are_kept_beside_the_crops(faces, upload_id):
+    face_ids = face_documents_store(upload_id=upload_id, faces=[make_face(0)])
+
+    face_documents_record_estimates(
+        face_ids=face_ids,
+        estimates=[(AgeEstimate(31.5, 25.0, 38.0, 0.8), GenderEstimate("female", 0.93))],
+        model_version="ag-test",
+    )
+
+    estimate = faces.find_one({"_id": ObjectId(face_ids[0])})["estimate"]
+    assert estimate["age"] == {"value": 31.5, "low": 25.0, "high": 38.0, "level": 0.8}
+    assert estimate["gender"] == {"label": "female", "probability": 0.93}
+    assert estimate["model_version"] == "ag-test"
+
+
+def test_delete_removes_only_that_uploads_faces(faces, upload_id):
+    face_documents_store(upload_id=upload_id, faces=[make_face(0), make_face(1)])
+    other = str(uuid.uuid4())
+    face_documents_store(upload_id=other, faces=[make_face(0)])
+
+    assert face_documents_delete(upload_id=upload_id) == 2
+
+    assert faces.count_documents({"upload_id": upload_id}) == 0
+    assert faces.count_documents({"upload_id": other}) == 1

@@ -1,0 +1,78 @@
+import subprocess
+import sys
+import textwrap
+import uuid
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from apps.faces.services import face_documents_store
+from apps.predictions.models import FacePrediction
+from apps.predictions.services import QUEUE_UNAVAILABLE, prediction_request, predictions_estimate
+from apps.uploads.models import Upload
+from apps.uploads.services import upload_create, upload_start_processing
+from mairror import devstack
+from mairror.settings import BASE_DIR
+from tests.support import app_env, make_face
+
+
+@pytest.fixture
+def upload(db, one_face_jpeg) -> Upload:
+    return upload_create(image=SimpleUploadedFile("a.jpg", one_face_jpeg), channel=Upload.Channel.API)
+
+
+def test_request_queues_the_pipeline_only_once_committed(db, one_face_jpeg, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        upload = prediction_request(image=SimpleUploadedFile("a.jpg", one_face_jpeg), channel=Upload.Channel.WEB)
+
+    assert len(callbacks) == 1
+    assert callbacks[0].keywords == {"upload_id": upload.pk}
+    assert (upload.channel, upload.status) == (Upload.Channel.WEB, Upload.Status.PENDING)
+
+
+def test_no_face_is_a_result_not_an_error(upload):
+    upload_start_processing(upload_id=upload.pk)
+
+    predictions_estimate(face_ids=[], upload_id=str(upload.pk))
+
+    upload.refresh_from_db()
+    assert upload.status == Upload.Status.DONE
+    assert not upload.faces.exists()
+    assert "estimation_ms" in upload.timings
+
+
+def test_estimation_leaves_a_finished_upload_alone(upload, faces):
+    face_ids = face_documents_store(upload_id=str(upload.pk), faces=[make_face(0)])
+    Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.FAILED, failure_reason="Unreadable.")
+
+    predictions_estimate(face_ids=face_ids, upload_id=str(upload.pk))
+
+    upload.refresh_from_db()
+    assert (upload.status, upload.failure_reason) == (Upload.Status.FAILED, "Unreadable.")
+    assert not FacePrediction.objects.exists()
+
+
+def test_faces_of_an_upload_deleted_during_analysis_are_removed(db, faces):
+    upload_id = str(uuid.uuid4())
+    face_ids = face_documents_store(upload_id=upload_id, faces=[make_face(0), make_face(1)])
+
+    predictions_estimate(face_ids=face_ids, upload_id=upload_id)
+
+    assert faces.count_documents({"upload_id": upload_id}) == 0
+
+
+def test_upload_fails_at_once_when_the_queue_is_unreachable(transactional_db, one_face_jpeg):
+    """In a subprocess, since this process's Celery connection pool points at the live Redis."""
+    upload = upload_create(image=SimpleUploadedFile("a.jpg", one_face_jpeg), channel=Upload.Channel.API)
+    script = textwrap.dedent(f"""
+        import django
+        django.setup()
+        from apps.predictions.services import prediction_pipeline_start
+        prediction_pipeline_start(upload_id="{upload.pk}")
+    """)
+    env = app_env(REDIS_URL=f"redis://127.0.0.1:{devstack.free_port()}/0", DJANGO_SETTINGS_MODULE="mairror.settings")
+
+    subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=env, check=True, timeout=120)
+
+    upload.refresh_from_db()
+    assert (upload.status, upload.failure_reason) == (Upload.Status.FAILED, QUEUE_UNAVAILABLE)

@@ -1,0 +1,105 @@
+"""Helpers shared by the tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import numpy as np
+from django.conf import settings
+from django.db import connections
+from PIL import Image
+from rest_framework.test import APIClient
+from rest_framework_api_key.models import APIKey
+
+from apps.uploads.models import Upload
+
+if TYPE_CHECKING:
+    from ml.preprocessing import Face
+
+# The first task of a fresh worker loads TensorFlow and both models: slow on a busy 2-core machine.
+PIPELINE_TIMEOUT_SECONDS = 300
+
+
+def make_client(name: str) -> tuple[APIClient, APIKey]:
+    """An API client authenticated with a new key."""
+    api_key, key = APIKey.objects.create_key(name=name)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    return client, api_key
+
+
+def encode(array: np.ndarray, image_format: str = "JPEG", **params) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=image_format, **params)
+    return buffer.getvalue()
+
+
+def photo_file(data: bytes, name: str = "photo.jpg") -> io.BytesIO:
+    """A file object as a multipart upload wants it (the server ignores the name)."""
+    file = io.BytesIO(data)
+    file.name = name
+    return file
+
+
+def stored_files(root: Path | str | None = None) -> set[Path]:
+    root = Path(root or settings.MEDIA_ROOT)
+    return {path for path in root.rglob("*") if path.is_file()}
+
+
+def database_url(settings_dict: dict) -> str:
+    """A DATABASE_URL for the database the test session really uses (after pytest-django renamed it)."""
+    engine = settings_dict["ENGINE"]
+    if engine == "django.db.backends.sqlite3":
+        return f"sqlite:///{settings_dict['NAME']}"
+    if engine == "django.db.backends.postgresql":
+        user = quote(settings_dict.get("USER") or "", safe="")
+        password = quote(settings_dict.get("PASSWORD") or "", safe="")
+        host, port = settings_dict.get("HOST") or "127.0.0.1", settings_dict.get("PORT") or 5432
+        return f"postgres://{user}:{password}@{host}:{port}/{settings_dict['NAME']}"
+    raise NotImplementedError(f"no DATABASE_URL for {engine}")
+
+
+def app_env(**extra: str) -> dict[str, str]:
+    """The environment of a web or worker subprocess that shares this test session's stores."""
+    return {
+        "DATABASE_URL": database_url(connections["default"].settings_dict),
+        "REDIS_URL": settings.REDIS_URL,
+        "MONGO_URL": settings.MONGO_URL,
+        "MONGO_DB": settings.MONGO_DB,
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "ML_WEIGHTS_DIR": str(settings.ML_WEIGHTS_DIR),
+        "DJANGO_SECRET_KEY": "test-secret-key-for-subprocesses",
+        **extra,
+    }
+
+
+def wait_until_finished(upload_id, timeout: float = PIPELINE_TIMEOUT_SECONDS) -> Upload:
+    """Poll the database until the pipeline is done with an upload (done or failed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        upload = Upload.objects.get(pk=upload_id)
+        if upload.is_finished:
+            return upload
+        if time.monotonic() > deadline:
+            raise AssertionError(f"upload {upload_id} still {upload.status} after {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+def make_face(index: int, crop_size: int = 32) -> Face:
+    """A detected face as ``FacePipeline.find_faces`` returns it, with made-up numbers and pixels."""
+    from ml.detection import Detection
+    from ml.preprocessing import Face
+
+    rng = np.random.default_rng(index)
+    return Face(
+        detection=Detection(
+            box=(10.0 * index, 20.4, 30.6, 40.0),
+            confidence=0.99 - index / 100,
+            landmarks=rng.uniform(0, 100, (5, 2)),
+        ),
+        crop=rng.integers(0, 255, (crop_size, crop_size, 3), dtype=np.uint8),
+    )
