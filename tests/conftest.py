@@ -95,7 +95,7 @@ def no_face_jpeg() -> bytes:
 def model_weights() -> Path:
     weights = Path(settings.ML_WEIGHTS_DIR)
     if not (weights / "model.json").exists():
-        pytest.skip(f"no trained model in {weights.relative_to(BASE_DIR)} (model.json + age_gender.keras)")
+        pytest.fail(f"no trained model in {weights.relative_to(BASE_DIR)} (model.json + age_gender.keras)")
     return weights
 
 

@@ -10,6 +10,7 @@ from bson import ObjectId
 from django.utils import timezone
 from PIL import Image
 from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
 
 from apps.faces.mongo import faces_collection
 from apps.faces.pipeline import face_pipeline
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 UNREADABLE_IMAGE = "This file could not be read as a photo."
 MISSING_IMAGE = "The stored photo was not found. Please upload it again."
+DUPLICATE_KEY = 11000
 
 
 def faces_detect(*, upload_id: str) -> list[str]:
@@ -81,7 +83,14 @@ def face_documents_store(*, upload_id: str, faces: list[Face]) -> list[str]:
         for index, face in enumerate(faces)
     ]
     if operations:
-        collection.bulk_write(operations, ordered=False)
+        try:
+            collection.bulk_write(operations, ordered=False)
+        except BulkWriteError as error:
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+                raise
+            # Two deliveries of one task upserted the same new face at once; the loser's
+            # retry now finds the winner's document and updates it.
+            collection.bulk_write(operations, ordered=False)
     collection.delete_many({"upload_id": str(upload_id), "face_index": {"$gte": len(faces)}})
     return face_document_ids(upload_id=upload_id)
 

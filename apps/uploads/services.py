@@ -10,6 +10,7 @@ from rest_framework_api_key.models import APIKey
 
 from apps.uploads.images import inspect_image
 from apps.uploads.models import Upload
+from apps.uploads.signals import upload_finished
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +53,12 @@ def upload_finish(*, upload: Upload, timings: dict[str, float]) -> bool:
     """Mark a processing upload done; False if it was not processing (finished or deleted meanwhile)."""
     now = timezone.now()
     upload.timings = {**upload.timings, **timings, "total_ms": (now - upload.created_at).total_seconds() * 1000}
-    return bool(
-        Upload.objects.filter(pk=upload.pk, status=Upload.Status.PROCESSING).update(
-            status=Upload.Status.DONE, finished_at=now, updated_at=now, timings=upload.timings
-        )
+    finished = Upload.objects.filter(pk=upload.pk, status=Upload.Status.PROCESSING).update(
+        status=Upload.Status.DONE, finished_at=now, updated_at=now, timings=upload.timings
     )
+    if finished:
+        upload_finished.send(sender=Upload, upload_id=upload.pk)
+    return bool(finished)
 
 
 def upload_fail(*, upload_id, reason: str) -> bool:
@@ -67,6 +69,7 @@ def upload_fail(*, upload_id, reason: str) -> bool:
     )
     if failed:
         logger.info("upload %s failed: %s", upload_id, reason)
+        upload_finished.send(sender=Upload, upload_id=upload_id)
     return bool(failed)
 
 
