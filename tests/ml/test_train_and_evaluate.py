@@ -2,6 +2,10 @@
 
 import csv
 import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -9,6 +13,8 @@ from skimage import data
 
 from ml import evaluate, train
 from ml.inference import FacePipeline
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_smoke_training_run_exports_a_model_the_facade_can_load(utkface_dir, write_subset, tmp_path):
@@ -70,3 +76,28 @@ def test_evaluation_works_on_uncropped_photos_with_only_filename_and_age(tmp_pat
     assert metrics["n"] == 2 and metrics["detection_misses"] == 1  # a cup of coffee has no face
     assert metrics["gender_accuracy"] is None and "by_race" not in metrics
     assert abs(metrics["age_mae"]) < 25
+
+
+def test_an_interrupted_training_run_resumes_where_it_stopped(utkface_dir, write_subset, tmp_path):
+    """Kill a run after its first epoch; started again, it does only the remaining epochs."""
+    labels = write_subset(tmp_path / "labels.csv", {"train": 32, "val": 8})
+    command = [
+        sys.executable, "-m", "ml.train", "--data", str(utkface_dir), "--labels", str(labels),
+        "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"), "--image-size", "32",
+        "--epochs", "3", "--batch-size", "8",
+    ]  # fmt: skip
+    history = tmp_path / "run" / "history.csv"
+    run = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while run.poll() is None and not (history.exists() and len(history.read_text().splitlines()) >= 2):
+        assert time.monotonic() < deadline, "the first epoch never finished"
+        time.sleep(0.2)
+    run.kill()
+    run.wait()
+    epochs_before = [row["epoch"] for row in csv.DictReader(history.open())]
+    assert epochs_before and "2" not in epochs_before  # killed before the end
+
+    subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    epochs = [row["epoch"] for row in csv.DictReader(history.open())]
+    assert epochs == [str(e) for e in range(3)]  # each epoch once: nothing redone, nothing skipped
+    assert (tmp_path / "run" / "summary.json").exists()
