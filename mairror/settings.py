@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "apps.uploads",
     "apps.faces",
     "apps.predictions",
+    "apps.web",
+    "apps.telegram",
 ]
 
 MIDDLEWARE = [
@@ -142,6 +144,14 @@ MONGO_URL = env("MONGO_URL", default="mongodb://127.0.0.1:27017")
 MONGO_DB = env("MONGO_DB", default="mairror")
 ML_WEIGHTS_DIR = _path_from_env("ML_WEIGHTS_DIR", BASE_DIR / "ml" / "weights")
 
+# --- Telegram bot ----------------------------------------------------------------------------
+
+# From @BotFather. Empty: the bot is off (the webhook answers 403 while the secret is empty too).
+TELEGRAM_BOT_TOKEN = env("TELEGRAM_BOT_TOKEN", default="")
+# Sent back by Telegram in X-Telegram-Bot-Api-Secret-Token; 1-256 characters A-Z a-z 0-9 _ -.
+TELEGRAM_WEBHOOK_SECRET = env("TELEGRAM_WEBHOOK_SECRET", default="")
+TELEGRAM_API_BASE = env("TELEGRAM_API_BASE", default="https://api.telegram.org")
+
 # --- Celery ----------------------------------------------------------------------------------
 
 CELERY_BROKER_URL = REDIS_URL
@@ -164,6 +174,8 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {
     "apps.faces.tasks.detect_faces": {"queue": "ml"},
     "apps.predictions.tasks.predict_ages": {"queue": "ml"},
+    # Network I/O with the Bot API, no model work.
+    "apps.telegram.tasks.*": {"queue": "celery"},
 }
 
 # --- API -------------------------------------------------------------------------------------
@@ -203,4 +215,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    # httpx logs every request's URL at INFO, and Bot API URLs contain the bot's token.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }

@@ -16,7 +16,9 @@ urlpatterns = [
     path("api/v1/", include("apps.predictions.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("telegram/", include("apps.telegram.urls")),
     path("admin/", admin.site.urls),
+    path("", include("apps.web.urls")),
 ]
 
 handler404 = "apps.predictions.errors.not_found"

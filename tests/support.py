@@ -103,3 +103,34 @@ def make_face(index: int, crop_size: int = 32) -> Face:
         ),
         crop=rng.integers(0, 255, (crop_size, crop_size, 3), dtype=np.uint8),
     )
+
+
+def finish_with_faces(upload: Upload, *faces: dict) -> list:
+    """Leave an upload as the pipeline would: done, with a MongoDB document (crop) and a SQL row per face.
+
+    Each dict overrides the made-up prediction of one face (face_index is its position).
+    """
+    from apps.faces.services import face_documents_store
+    from apps.predictions.models import FacePrediction
+
+    face_ids = face_documents_store(upload_id=str(upload.pk), faces=[make_face(i) for i in range(len(faces))])
+    Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.DONE, timings={"total_ms": 1234.5})
+    defaults = {
+        "box_x": 182,
+        "box_y": 64,
+        "box_width": 83,
+        "box_height": 107,
+        "landmarks": {"left_eye": [205.1, 105.2], "right_eye": [245.3, 104.9]},
+        "detection_confidence": 0.999,
+        "age_value": 41.2,
+        "age_low": 33.0,
+        "age_high": 50.0,
+        "age_level": 0.8,
+        "gender_label": "female",
+        "gender_probability": 0.87,
+        "model_version": "ag-test",
+    }
+    return [
+        FacePrediction.objects.create(upload=upload, face_index=i, mongo_face_id=face_id, **{**defaults, **fields})
+        for i, (face_id, fields) in enumerate(zip(face_ids, faces, strict=True))
+    ]

@@ -45,3 +45,9 @@ def face_crops_get(*, upload_id, face_ids: list[str]) -> list[FaceCrop]:
         for document in documents
     ]
     return sorted(crops, key=lambda crop: crop.face_index)
+
+
+def face_crop_png(*, upload_id, face_index: int) -> bytes | None:
+    """The aligned crop of one face of an upload as PNG, or None when there is no such face."""
+    document = faces_collection().find_one({"upload_id": str(upload_id), "face_index": face_index}, {"crop_png": 1})
+    return document["crop_png"] if document else None

@@ -1,10 +1,415 @@
-from django.contrib import admin
+"""The reviewers' and admins' view of uploads, faces and reviews.
 
-from apps.predictions.models import FacePrediction
+Everything here is read-only: predictions are never changed, a reviewer's verdict is added
+beside them through the review queue. Admins (superusers) may also delete uploads, which
+removes the photo, its face documents and rows, as the API's delete does. The "Reviewers"
+group (see migration 0003) may view everything and review, nothing else.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.cache import patch_cache_control
+from django.utils.html import format_html
+
+from apps.faces.selectors import face_crop_png
+from apps.predictions.charts import bar_chart
+from apps.predictions.models import MAX_AGE, FacePrediction, PredictionReview
+from apps.predictions.selectors import (
+    face_predictions_with_confidence,
+    review_agreement_by_model_version,
+    review_progress,
+    review_queue,
+    uploads_per_day,
+)
+from apps.predictions.services import prediction_delete, prediction_review_create
+from apps.uploads.models import Upload
+from apps.uploads.selectors import upload_read_display_jpeg
+
+REVIEW_PERMISSION = "predictions.review_predictions"
+REVIEW_PAGE_SIZE = 10
+DASHBOARD_DAYS = 30
+IMAGE_MAX_AGE = 3600
+# Predicted-age bands of the age filter: (label, lowest, below).
+AGE_BANDS = (("0-12", 0, 13), ("13-19", 13, 20), ("20-39", 20, 40), ("40-59", 40, 60), ("60+", 60, None))
+# Bands of the confidence filter: (key, label, lowest, below); see face_predictions_with_confidence.
+CONFIDENCE_BANDS = (
+    ("low", "low (under 0.4)", 0.0, 0.4),
+    ("medium", "medium (0.4 to 0.7)", 0.4, 0.7),
+    ("high", "high (0.7 and over)", 0.7, None),
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Nobody adds or edits these by hand: the pipeline writes uploads and predictions, the queue writes reviews."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+def _image_response(data: bytes, content_type: str) -> HttpResponse:
+    response = HttpResponse(data, content_type=content_type)
+    patch_cache_control(response, private=True, max_age=IMAGE_MAX_AGE)
+    return response
+
+
+def _crop_thumbnail(face: FacePrediction, size: int = 64):
+    url = reverse("admin:predictions_faceprediction_crop", args=[face.pk])
+    return format_html(
+        '<img src="{}" width="{}" height="{}" alt="face {}" class="face-crop">', url, size, size, face.pk
+    )
+
+
+def _photo_with_boxes(upload: Upload, faces) -> str:
+    return render_to_string(
+        "predictions/photo_with_boxes.html",
+        {"upload": upload, "faces": faces, "photo_url": reverse("admin:uploads_upload_photo", args=[upload.pk])},
+    )
+
+
+class FacePredictionInline(admin.TabularInline):
+    model = FacePrediction
+    fields = ["crop", "face_index", "short_label", "gender_percent", "detection", "model_version", "review_link"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    @admin.display(description="face")
+    def crop(self, face):
+        return _crop_thumbnail(face)
+
+    @admin.display(description="P(gender)")
+    def gender_percent(self, face):
+        return f"{face.gender_probability:.0%}"
+
+    @admin.display(description="detection confidence")
+    def detection(self, face):
+        return f"{face.detection_confidence:.3f}"
+
+    @admin.display(description="review")
+    def review_link(self, face):
+        return format_html(
+            '<a href="{}?face={}">review</a>', reverse("admin:predictions_faceprediction_review"), face.pk
+        )
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Upload)
+class UploadAdmin(ReadOnlyAdmin):
+    """Lives here, not in the uploads app: its page shows the faces, and deleting must remove them everywhere."""
+
+    list_display = ["id", "created_at", "channel", "owner", "status", "face_count", "width", "height"]
+    list_filter = ["status", "channel", "faces__model_version"]
+    search_fields = ["id", "owner__name", "failure_reason"]
+    date_hierarchy = "created_at"
+    fields = ["photo", "id", "status", "failure_reason", "channel", "owner", "width", "height"]
+    fields += ["created_at", "started_at", "finished_at", "timings"]
+    readonly_fields = fields
+    inlines = [FacePredictionInline]
+
+    class Media:
+        css = {"all": ["predictions/faces.css", "predictions/admin.css"]}
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("owner").annotate(face_count=Count("faces"))
+
+    @admin.display(description="faces", ordering="face_count")
+    def face_count(self, upload):
+        return upload.face_count
+
+    @admin.display(description="photo")
+    def photo(self, upload):
+        return _photo_with_boxes(upload, list(upload.faces.all()))
+
+    def get_deleted_objects(self, objs, request):
+        """Faces and their reviews go with their photo: the permission to delete uploads covers them."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        derived = {FacePrediction._meta.verbose_name, PredictionReview._meta.verbose_name}
+        return deleted, counts, perms_needed - derived, protected
+
+    def delete_model(self, request, obj):
+        prediction_delete(upload=obj)
+
+    def delete_queryset(self, request, queryset):
+        for upload in queryset:
+            prediction_delete(upload=upload)
+
+    def get_urls(self):
+        urls = [
+            path("<uuid:upload_id>/photo.jpg", self.admin_site.admin_view(self.photo_view), name="uploads_upload_photo")
+        ]
+        return urls + super().get_urls()
+
+    def photo_view(self, request, upload_id):
+        """The photo, upright, for whoever may view uploads here."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        upload = get_object_or_404(Upload, pk=upload_id)
+        try:
+            return _image_response(upload_read_display_jpeg(upload=upload), "image/jpeg")
+        except OSError as error:
+            raise Http404("The photo cannot be read.") from error
+
+
+class AgeBandFilter(admin.SimpleListFilter):
+    title = "predicted age"
+    parameter_name = "age_band"
+
+    def lookups(self, request, model_admin):
+        return [(label, label) for label, _, _ in AGE_BANDS]
+
+    def queryset(self, request, queryset):
+        for label, lowest, below in AGE_BANDS:
+            if self.value() == label:
+                queryset = queryset.filter(age_value__gte=lowest)
+                return queryset.filter(age_value__lt=below) if below is not None else queryset
+        return queryset
+
+
+class ConfidenceFilter(admin.SimpleListFilter):
+    title = "confidence"
+    parameter_name = "confidence"
+
+    def lookups(self, request, model_admin):
+        return [(key, label) for key, label, _, _ in CONFIDENCE_BANDS]
+
+    def queryset(self, request, queryset):
+        for key, _, lowest, below in CONFIDENCE_BANDS:
+            if self.value() == key:
+                queryset = queryset.filter(confidence__gte=lowest)
+                return queryset.filter(confidence__lt=below) if below is not None else queryset
+        return queryset
+
+
+class ReviewedFilter(admin.SimpleListFilter):
+    title = "reviewed"
+    parameter_name = "reviewed"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(reviewed=self.value() == "yes")
+        return queryset
+
+
+class ReviewForm(forms.Form):
+    face = forms.IntegerField()
+    verdict = forms.ChoiceField(choices=[("confirm", "confirm"), ("correct", "correct")])
+    age = forms.IntegerField(min_value=0, max_value=MAX_AGE, required=False)
+    gender = forms.ChoiceField(choices=FacePrediction.Gender.choices, required=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("verdict") == "correct" and (data.get("age") is None or not data.get("gender")):
+            raise ValidationError("A correction needs an age and a gender.")
+        return data
+
+
+class PredictionReviewInline(admin.TabularInline):
+    model = PredictionReview
+    fields = ["reviewed_at", "reviewer", "confirmed", "age", "gender"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(FacePrediction)
-class FacePredictionAdmin(admin.ModelAdmin):
-    list_display = ["upload", "face_index", "age_value", "gender_label", "gender_probability", "model_version"]
-    list_filter = ["gender_label", "model_version"]
-    raw_id_fields = ["upload"]
+class FacePredictionAdmin(ReadOnlyAdmin):
+    list_display = ["crop", "short_label", "gender_percent", "confidence_score", "reviewed_mark", "model_version"]
+    list_display += ["upload_link", "face_index", "created_at"]
+    list_display_links = ["crop", "short_label"]
+    list_filter = [
+        "upload__status",
+        "upload__channel",
+        "gender_label",
+        AgeBandFilter,
+        ConfidenceFilter,
+        ReviewedFilter,
+        "model_version",
+    ]
+    search_fields = ["upload__id", "mongo_face_id", "model_version"]
+    fields = ["crop_large", "photo", "upload", "face_index", "short_label", "age_value", "age_low", "age_high"]
+    fields += ["age_level", "gender_label", "gender_probability", "detection_confidence", "model_version"]
+    fields += ["box_x", "box_y", "box_width", "box_height", "landmarks", "mongo_face_id", "created_at"]
+    readonly_fields = fields
+    inlines = [PredictionReviewInline]
+
+    class Media:
+        css = {"all": ["predictions/faces.css", "predictions/admin.css"]}
+
+    def get_queryset(self, request):
+        return face_predictions_with_confidence().select_related("upload")
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a face goes with its photo: delete the upload
+
+    @admin.display(description="face")
+    def crop(self, face):
+        return _crop_thumbnail(face)
+
+    @admin.display(description="face")
+    def crop_large(self, face):
+        return _crop_thumbnail(face, size=160)
+
+    @admin.display(description="photo")
+    def photo(self, face):
+        return _photo_with_boxes(face.upload, [face])
+
+    @admin.display(description="P(gender)", ordering="gender_probability")
+    def gender_percent(self, face):
+        return f"{face.gender_probability:.0%}"
+
+    @admin.display(description="confidence", ordering="confidence")
+    def confidence_score(self, face):
+        return f"{face.confidence:.2f}"
+
+    @admin.display(description="reviewed", boolean=True, ordering="reviewed")
+    def reviewed_mark(self, face):
+        return face.reviewed
+
+    @admin.display(description="upload", ordering="upload__created_at")
+    def upload_link(self, face):
+        url = reverse("admin:uploads_upload_change", args=[face.upload_id])
+        return format_html('<a href="{}">{}</a>', url, str(face.upload_id)[:8])
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        urls = [
+            path("review/", wrap(self.review_view), name="predictions_faceprediction_review"),
+            path("dashboard/", wrap(self.dashboard_view), name="predictions_faceprediction_dashboard"),
+            path("<int:face_id>/crop.png", wrap(self.crop_view), name="predictions_faceprediction_crop"),
+        ]
+        return urls + super().get_urls()
+
+    def crop_view(self, request, face_id):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        face = get_object_or_404(FacePrediction, pk=face_id)
+        data = face_crop_png(upload_id=face.upload_id, face_index=face.face_index)
+        if data is None:
+            raise Http404("The face crop is gone.")
+        return _image_response(data, "image/png")
+
+    def review_view(self, request):
+        """The review queue, least confident first: one form per face, one click to confirm or correct it."""
+        if not request.user.has_perm(REVIEW_PERMISSION):
+            raise PermissionDenied
+        if request.method == "POST":
+            return self._review(request)
+        if "face" in request.GET:  # one face, reviewed or not (a second review adds to the first)
+            face_id = request.GET["face"]
+            if not face_id.isdigit():
+                raise Http404("No such face.")
+            faces = face_predictions_with_confidence().filter(pk=int(face_id)).select_related("upload")
+        else:
+            faces = review_queue()
+        page = Paginator(faces, REVIEW_PAGE_SIZE).get_page(request.GET.get("page"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Review queue",
+            "opts": self.model._meta,
+            "page": page,
+            "remaining": page.paginator.count,
+            "max_age": MAX_AGE,
+            "genders": FacePrediction.Gender.choices,
+        }
+        return TemplateResponse(request, "admin/predictions/review_queue.html", context)
+
+    def _review(self, request):
+        form = ReviewForm(request.POST)
+        back = request.get_full_path()
+        if not form.is_valid():
+            messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+            return redirect(back)
+        data = form.cleaned_data
+        face = get_object_or_404(FacePrediction, pk=data["face"])
+        correction = {"age": data["age"], "gender": data["gender"]} if data["verdict"] == "correct" else {}
+        review = prediction_review_create(prediction=face, reviewer=request.user, **correction)
+        verdict = "confirmed" if review.confirmed else f"corrected to {review.gender}, {review.age}"
+        messages.success(request, f"Face {face.pk} {verdict}.")
+        return redirect(back)
+
+    def dashboard_view(self, request):
+        """Traffic, review progress, and how the model agrees with reviewers, per model version."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        days = uploads_per_day(days=DASHBOARD_DAYS)
+        agreement = review_agreement_by_model_version()
+        daily = [
+            (
+                f"{d['day']:%d %b}",
+                d["photos"],
+                f"{d['day']:%Y-%m-%d}: {d['photos']} photos, {d['faces']} faces, {d['failed']} failed",
+            )
+            for d in days
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Dashboard",
+            "opts": self.model._meta,
+            "days": days,
+            "progress": review_progress(),
+            "agreement": agreement,
+            "daily_chart": bar_chart(daily, label_every=7),
+            "mae_chart": bar_chart(
+                [
+                    (a["model_version"], a["age_mae"], f"{a['model_version']}: {a['age_mae']:.1f} years, n={a['n']}")
+                    for a in agreement
+                ],
+                bar_width=80,
+                gap=24,
+            ),
+            "accuracy_chart": bar_chart(
+                [
+                    (
+                        a["model_version"],
+                        a["gender_accuracy"],
+                        f"{a['model_version']}: {a['gender_accuracy']:.0%}, n={a['n']}",
+                    )
+                    for a in agreement
+                ],
+                bar_width=80,
+                gap=24,
+                maximum=1,
+                scale_format="{:.0%}",
+            ),
+        }
+        return TemplateResponse(request, "admin/predictions/dashboard.html", context)
+
+
+@admin.register(PredictionReview)
+class PredictionReviewAdmin(ReadOnlyAdmin):
+    list_display = ["reviewed_at", "reviewer", "face", "predicted", "confirmed", "gender", "age"]
+    list_filter = ["confirmed", "gender", "reviewer", "prediction__model_version"]
+    search_fields = ["reviewer__username", "prediction__upload__id"]
+    date_hierarchy = "reviewed_at"
+    list_select_related = ["reviewer", "prediction"]
+
+    class Media:
+        css = {"all": ["predictions/faces.css"]}
+
+    @admin.display(description="face")
+    def face(self, review):
+        return _crop_thumbnail(review.prediction, size=48)
+
+    @admin.display(description="predicted")
+    def predicted(self, review):
+        return review.prediction.short_label

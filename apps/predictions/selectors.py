@@ -1,13 +1,19 @@
-"""Reads of predictions: an upload with its faces, as its owner may see it."""
+"""Reads of predictions: an upload with its faces as its owner may see it, the review queue, and review statistics."""
 
+import datetime
 import time
 
-from django.db.models import QuerySet
+from django.db.models import Avg, Case, Count, Exists, F, FloatField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Abs, Greatest, Least, TruncDate
+from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
+from apps.predictions.models import FacePrediction, PredictionReview
 from apps.uploads.models import Upload
 
 POLL_INTERVAL_SECONDS = 0.25
+# An age interval this wide (in years) says nothing: its confidence is 0.
+UNINFORMATIVE_AGE_RANGE = 40.0
 
 
 def prediction_list(*, owner: APIKey) -> QuerySet[Upload]:
@@ -26,3 +32,92 @@ def prediction_wait(*, owner: APIKey, upload_id, timeout: float) -> Upload | Non
         if upload is None or upload.is_finished or time.monotonic() >= deadline:
             return upload
         time.sleep(min(POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+
+def face_predictions_with_confidence() -> QuerySet[FacePrediction]:
+    """Faces annotated with ``confidence`` (0..1, the weaker of gender and age) and ``reviewed``.
+
+    Gender confidence is 0 for a coin toss and 1 for certainty; age confidence falls from 1 for
+    a point estimate to 0 for an interval of UNINFORMATIVE_AGE_RANGE years or more.
+    """
+    gender_confidence = (F("gender_probability") - Value(0.5)) * Value(2.0)
+    age_confidence = Value(1.0) - (F("age_high") - F("age_low")) / Value(UNINFORMATIVE_AGE_RANGE)
+    return FacePrediction.objects.annotate(
+        confidence=Greatest(Least(gender_confidence, age_confidence), Value(0.0), output_field=FloatField()),
+        reviewed=Exists(PredictionReview.objects.filter(prediction=OuterRef("pk"))),
+    )
+
+
+def review_queue() -> QuerySet[FacePrediction]:
+    """Faces nobody has reviewed yet, least confident first: where a person's verdict teaches the model most."""
+    return (
+        face_predictions_with_confidence()
+        .filter(reviewed=False, upload__status=Upload.Status.DONE)
+        .select_related("upload")
+        .order_by("confidence", "created_at", "pk")
+    )
+
+
+def reviewed_faces() -> QuerySet[FacePrediction]:
+    """Reviewed faces, each with its newest review's verdict as ``true_age`` and ``true_gender``."""
+    latest = PredictionReview.objects.filter(prediction=OuterRef("pk")).order_by("-reviewed_at", "-pk")
+    return FacePrediction.objects.annotate(
+        true_age=Subquery(latest.values("age")[:1]), true_gender=Subquery(latest.values("gender")[:1])
+    ).filter(true_age__isnull=False)
+
+
+def review_agreement_by_model_version() -> list[dict]:
+    """Per model version, how the predictions compare with reviewers' verdicts.
+
+    ``age_mae`` in years, ``gender_accuracy`` and ``interval_coverage`` (the share of true ages
+    inside the predicted interval, to hold against the nominal ``interval_level``) from 0 to 1.
+    """
+    one, zero = Value(1.0), Value(0.0)
+    faces = reviewed_faces().annotate(
+        age_error=Abs(F("age_value") - F("true_age")),
+        gender_agrees=Case(When(gender_label=F("true_gender"), then=one), default=zero, output_field=FloatField()),
+        covered=Case(
+            When(age_low__lte=F("true_age"), age_high__gte=F("true_age"), then=one),
+            default=zero,
+            output_field=FloatField(),
+        ),
+    )
+    return list(
+        faces.values("model_version")
+        .annotate(
+            n=Count("pk"),
+            age_mae=Avg("age_error"),
+            gender_accuracy=Avg("gender_agrees"),
+            interval_coverage=Avg("covered"),
+            interval_level=Avg("age_level"),
+        )
+        .order_by("model_version")
+    )
+
+
+def review_progress() -> dict:
+    """How many faces there are, and how many of them a reviewer has seen."""
+    counts = FacePrediction.objects.aggregate(
+        faces=Count("pk", distinct=True), reviewed=Count("pk", distinct=True, filter=Q(reviews__isnull=False))
+    )
+    counts["share"] = counts["reviewed"] / counts["faces"] if counts["faces"] else None
+    return counts
+
+
+def uploads_per_day(*, days: int = 30) -> list[dict]:
+    """Photos, faces and failures per day (UTC) over the last ``days`` days, oldest first, empty days included."""
+    today = timezone.now().date()
+    first = today - datetime.timedelta(days=days - 1)
+    rows = (
+        Upload.objects.filter(created_at__date__gte=first)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(
+            photos=Count("pk", distinct=True),
+            faces=Count("faces", distinct=True),
+            failed=Count("pk", filter=Q(status=Upload.Status.FAILED), distinct=True),
+        )
+    )
+    by_day = {row["day"]: row for row in rows}
+    days_range = (first + datetime.timedelta(days=offset) for offset in range(days))
+    return [by_day.get(day, {"day": day, "photos": 0, "faces": 0, "failed": 0}) for day in days_range]

@@ -1,6 +1,15 @@
 """Reads of uploads."""
 
+import io
+
+from PIL import Image, ImageOps
+from pillow_heif import register_heif_opener
+
 from apps.uploads.models import Upload
+
+register_heif_opener()  # phones send HEIC, which browsers cannot show
+
+DISPLAY_MAX_SIDE = 2048
 
 
 def upload_get(*, upload_id) -> Upload | None:
@@ -11,3 +20,18 @@ def upload_read_image(*, upload: Upload) -> bytes:
     """The stored photo's bytes. Raises FileNotFoundError when storage no longer has it."""
     with upload.image.storage.open(upload.image.name, "rb") as file:
         return file.read()
+
+
+def upload_read_display_jpeg(*, upload: Upload, max_side: int = DISPLAY_MAX_SIDE) -> bytes:
+    """The photo as any browser can show it: upright (face boxes are in upright pixels, and a re-encoded
+    JPEG carries no EXIF orientation for the browser to apply twice), HEIC transcoded, shrunk to
+    ``max_side``. Raises FileNotFoundError when storage lost it, OSError when it cannot be decoded.
+    """
+    with upload.image.storage.open(upload.image.name, "rb") as file:
+        image = Image.open(file)
+        image.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale, far faster for big photos
+        image = ImageOps.exif_transpose(image).convert("RGB")
+    image.thumbnail((max_side, max_side))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()

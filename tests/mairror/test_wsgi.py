@@ -19,6 +19,8 @@ WEB_PROCESS = textwrap.dedent("""
         client.get("/healthz").status_code,
         client.get("/api/schema/").status_code,
         client.post("/api/v1/predictions", {"image": b""}).status_code,
+        client.get("/").status_code,
+        client.post("/", {}).status_code,
     ]
     loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow", "keras", "mtcnn", "ml"))
     print(json.dumps({"statuses": statuses, "loaded": loaded}))
@@ -43,5 +45,5 @@ def test_web_process_serves_requests_without_loading_tensorflow(tmp_path):
     )
 
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["statuses"] == [200, 200, 401]
+    assert report["statuses"] == [200, 200, 401, 200, 400]
     assert report["loaded"] == []

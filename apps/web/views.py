@@ -1,0 +1,151 @@
+"""The upload page: thin views over the web services and selectors.
+
+Anyone may send a photo. Its result lives at an address with the upload's random id, which
+is what keeps it private; only the browser that sent a photo may delete it.
+"""
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_cache_control
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.faces.selectors import face_crop_png
+from apps.predictions.apis import MULTIPART_OVERHEAD_BYTES
+from apps.predictions.errors import UPLOAD_REJECTION_STATUS
+from apps.uploads.images import UploadRejected, reject_oversized
+from apps.uploads.selectors import upload_read_display_jpeg
+from apps.web.selectors import (
+    STAGE_MESSAGES,
+    web_upload_get,
+    web_upload_is_from_session,
+    web_upload_stage,
+    web_uploads_of_session,
+)
+from apps.web.services import web_upload_create, web_upload_delete
+
+# The photo and crops of an upload never change; they are private to whoever has the address.
+PRIVATE_MAX_AGE = 24 * 3600
+NOT_YOURS = "Only the browser that sent this photo can delete it."
+
+
+class PhotoForm(forms.Form):
+    image = forms.FileField(error_messages={"required": "Choose a photo first.", "empty": "The file is empty."})
+
+
+@require_http_methods(["GET", "POST"])
+def upload_page(request):
+    """The form (GET); a photo sent from it (POST): to its result, or back with the reason it was refused.
+
+    The page's script asks for JSON so it can show the reason without leaving the page.
+    """
+    if request.method == "GET":
+        return _upload_page(request)
+    try:
+        reject_oversized(_declared_size(request) - MULTIPART_OVERHEAD_BYTES)  # before reading the body
+        form = PhotoForm(files=request.FILES)
+        if not form.is_valid():
+            raise UploadRejected(form.errors["image"][0])
+        upload = web_upload_create(image=form.cleaned_data["image"], session=request.session)
+    except UploadRejected as rejection:
+        status = UPLOAD_REJECTION_STATUS.get(type(rejection), 400)
+        if _wants_json(request):
+            return JsonResponse({"error": rejection.message}, status=status)
+        return _upload_page(request, error=rejection.message, status=status)
+    url = reverse("web:result", args=[upload.pk])
+    if _wants_json(request):
+        return JsonResponse({"url": url}, status=201)
+    return redirect(url)
+
+
+@require_GET
+@never_cache
+def result(request, upload_id):
+    upload = _get_or_404(upload_id)
+    stage = web_upload_stage(upload=upload)
+    context = {
+        "upload": upload,
+        "faces": list(upload.faces.all()),
+        "stage": stage,
+        "stage_message": STAGE_MESSAGES[stage],
+        "can_delete": web_upload_is_from_session(upload=upload, session=request.session),
+    }
+    response = render(request, "web/result.html", context)
+    response["X-Robots-Tag"] = "noindex"
+    return response
+
+
+@require_GET
+@never_cache
+def status(request, upload_id):
+    """What the result page polls while the photo is analysed."""
+    upload = _get_or_404(upload_id)
+    stage = web_upload_stage(upload=upload)
+    return JsonResponse({"stage": stage, "message": STAGE_MESSAGES[stage], "finished": upload.is_finished})
+
+
+@require_GET
+def photo(request, upload_id):
+    upload = _get_or_404(upload_id)
+    try:
+        data = upload_read_display_jpeg(upload=upload)
+    except OSError as error:  # gone from storage, or not decodable (the result page says why)
+        raise Http404("The photo cannot be shown.") from error
+    return _private_image(data, "image/jpeg")
+
+
+@require_GET
+def face_crop(request, upload_id, face_index: int):
+    upload = _get_or_404(upload_id)
+    data = face_crop_png(upload_id=upload.pk, face_index=face_index)
+    if data is None:
+        raise Http404("No such face.")
+    return _private_image(data, "image/png")
+
+
+@require_POST
+def delete(request, upload_id):
+    upload = _get_or_404(upload_id)
+    if not web_upload_is_from_session(upload=upload, session=request.session):
+        return HttpResponseForbidden(NOT_YOURS)
+    web_upload_delete(upload=upload, session=request.session)
+    messages.success(request, "The photo, its faces and their results were deleted.")
+    return redirect("web:upload")
+
+
+def _upload_page(request, error: str = "", status: int = 200):
+    context = {
+        "error": error,
+        "max_bytes": settings.MAX_UPLOAD_BYTES,
+        "max_megapixels": settings.MAX_IMAGE_PIXELS / 1e6,
+        "recent": web_uploads_of_session(session=request.session),
+    }
+    return render(request, "web/upload.html", context, status=status)
+
+
+def _get_or_404(upload_id):
+    upload = web_upload_get(upload_id=upload_id)
+    if upload is None:
+        raise Http404("There is no photo at this address. It may have been deleted.")
+    return upload
+
+
+def _private_image(data: bytes, content_type: str) -> HttpResponse:
+    response = HttpResponse(data, content_type=content_type)
+    patch_cache_control(response, private=True, max_age=PRIVATE_MAX_AGE)
+    return response
+
+
+def _wants_json(request) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _declared_size(request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
