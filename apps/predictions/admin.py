@@ -164,34 +164,35 @@ class UploadAdmin(ReadOnlyAdmin):
             raise Http404("The photo cannot be read.") from error
 
 
-class AgeBandFilter(admin.SimpleListFilter):
+class _RangeFilter(admin.SimpleListFilter):
+    """Filters one numeric field by half-open bands ``(key, label, lowest, below)``; ``below`` None: no top."""
+
+    field: str
+    bands: tuple
+
+    def lookups(self, request, model_admin):
+        return [(key, label) for key, label, _, _ in self.bands]
+
+    def queryset(self, request, queryset):
+        for key, _, lowest, below in self.bands:
+            if self.value() == key:
+                queryset = queryset.filter(**{f"{self.field}__gte": lowest})
+                return queryset.filter(**{f"{self.field}__lt": below}) if below is not None else queryset
+        return queryset
+
+
+class AgeBandFilter(_RangeFilter):
     title = "predicted age"
     parameter_name = "age_band"
-
-    def lookups(self, request, model_admin):
-        return [(label, label) for label, _, _ in AGE_BANDS]
-
-    def queryset(self, request, queryset):
-        for label, lowest, below in AGE_BANDS:
-            if self.value() == label:
-                queryset = queryset.filter(age_value__gte=lowest)
-                return queryset.filter(age_value__lt=below) if below is not None else queryset
-        return queryset
+    field = "age_value"
+    bands = tuple((label, label, lowest, below) for label, lowest, below in AGE_BANDS)
 
 
-class ConfidenceFilter(admin.SimpleListFilter):
+class ConfidenceFilter(_RangeFilter):
     title = "confidence"
     parameter_name = "confidence"
-
-    def lookups(self, request, model_admin):
-        return [(key, label) for key, label, _, _ in CONFIDENCE_BANDS]
-
-    def queryset(self, request, queryset):
-        for key, _, lowest, below in CONFIDENCE_BANDS:
-            if self.value() == key:
-                queryset = queryset.filter(confidence__gte=lowest)
-                return queryset.filter(confidence__lt=below) if below is not None else queryset
-        return queryset
+    field = "confidence"
+    bands = CONFIDENCE_BANDS
 
 
 class ReviewedFilter(admin.SimpleListFilter):
