@@ -94,9 +94,14 @@ def test_several_faces(api, two_faces_jpeg, faces, model_version):
     assert near(centers[1], (ASTRONAUT_FACE_CENTER[0] + 512, ASTRONAUT_FACE_CENTER[1]))
     for face in result["faces"]:
         assert_plausible_face(face, model_version)
-    # The same face twice: one batch through a deterministic model gives the same estimate.
+    # The same face twice, at another place in the photo: JPEG blocks and the detector's pyramid
+    # put the landmarks a pixel or so apart, so the estimates agree within each other's intervals.
     first, second = result["faces"]
-    assert first["age"]["value"] == pytest.approx(second["age"]["value"], abs=0.5)
+    for one, other in ((first, second), (second, first)):
+        assert other["age"]["low"] <= one["age"]["value"] <= other["age"]["high"]
+    p_female = [f["gender"]["probability"] if f["gender"]["label"] == "female" else 1 - f["gender"]["probability"]
+                for f in (first, second)]  # fmt: skip
+    assert abs(p_female[0] - p_female[1]) < 0.15  # the astronaut is a near coin toss for gender: compare P
     assert faces.count_documents({"upload_id": result["id"]}) == 2
 
 
