@@ -115,14 +115,20 @@ class FacePipeline:
 
     def estimate(self, crops: np.ndarray | list[np.ndarray]) -> list[tuple[AgeEstimate, GenderEstimate]]:
         """Age and gender for a batch of aligned crops (the output of ``find_faces``)."""
-        from ml.model import summarize_ages
+        return self.estimate_with_outputs(crops)[0]
+
+    def estimate_with_outputs(self, crops: np.ndarray | list[np.ndarray]):
+        """``estimate`` plus the model's own outputs per face: the calibrated probability of each
+        year 0..MAX_AGE (N x AGE_BINS) and P(female) (N), kept for review and retraining."""
+        from ml.model import age_distribution, summarize_ages
 
         age_logits, female = self.raw_outputs(crops)
         mean, low, high = summarize_ages(age_logits, self.info.age_temperature, self.info.interval_level)
-        return [
+        estimates = [
             (AgeEstimate(float(value), float(lo), float(hi), self.info.interval_level), _gender(float(p_female)))
             for value, lo, hi, p_female in zip(mean, low, high, female, strict=True)
         ]
+        return estimates, age_distribution(age_logits, self.info.age_temperature), female
 
     def raw_outputs(self, crops: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Age logits (N x AGE_BINS) and P(female) (N), averaged with the mirrored crops."""

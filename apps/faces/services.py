@@ -96,9 +96,18 @@ def face_documents_store(*, upload_id: str, faces: list[Face]) -> list[str]:
 
 
 def face_documents_record_estimates(
-    *, face_ids: list[str], estimates: list[tuple[AgeEstimate, GenderEstimate]], model_version: str
+    *,
+    face_ids: list[str],
+    estimates: list[tuple[AgeEstimate, GenderEstimate]],
+    model_version: str,
+    age_probabilities=None,
+    female_probabilities=None,
 ) -> None:
-    """Keep the model's raw outputs beside each crop (for review and retraining)."""
+    """Keep the estimates and the model's raw outputs beside each crop (for review and retraining).
+
+    ``age_probabilities`` (faces x years 0..100) and ``female_probabilities`` are what the model
+    said before it was summarised; they are stored when given.
+    """
     now = timezone.now()
     operations = [
         UpdateOne(
@@ -110,15 +119,27 @@ def face_documents_record_estimates(
                         "gender": {"label": gender.label, "probability": gender.probability},
                         "model_version": model_version,
                         "estimated_at": now,
+                        **_raw_outputs(age_probabilities, female_probabilities, index),
                     },
                     "updated_at": now,
                 }
             },
         )
-        for face_id, (age, gender) in zip(face_ids, estimates, strict=True)
+        for index, (face_id, (age, gender)) in enumerate(zip(face_ids, estimates, strict=True))
     ]
     if operations:
         faces_collection().bulk_write(operations, ordered=False)
+
+
+def _raw_outputs(age_probabilities, female_probabilities, index: int) -> dict:
+    if age_probabilities is None or female_probabilities is None:
+        return {}
+    return {
+        "raw": {
+            "age_probabilities": [round(float(p), 6) for p in age_probabilities[index]],
+            "p_female": float(female_probabilities[index]),
+        }
+    }
 
 
 def face_documents_delete(*, upload_id: str) -> int:

@@ -94,9 +94,13 @@ def predictions_estimate(*, face_ids: list[str], upload_id) -> None:
     started = time.perf_counter()
     if crops:
         pipeline = face_pipeline()
-        estimates = pipeline.estimate(np.stack([crop.crop for crop in crops]))
+        estimates, age_probabilities, female = pipeline.estimate_with_outputs(np.stack([crop.crop for crop in crops]))
         face_documents_record_estimates(
-            face_ids=[crop.id for crop in crops], estimates=estimates, model_version=pipeline.model_version
+            face_ids=[crop.id for crop in crops],
+            estimates=estimates,
+            model_version=pipeline.model_version,
+            age_probabilities=age_probabilities,
+            female_probabilities=female,
         )
         rows = [
             _face_prediction(upload, crop, age, gender, pipeline.model_version)

@@ -49,6 +49,11 @@ def near(point, expected, tolerance: float = 30) -> bool:
     return all(abs(a - b) <= tolerance for a, b in zip(point, expected, strict=True))
 
 
+def p_female(face: dict) -> float:
+    gender = face["gender"]
+    return gender["probability"] if gender["label"] == "female" else 1 - gender["probability"]
+
+
 def assert_plausible_face(face: dict, model_version: str) -> None:
     age, gender = face["age"], face["gender"]
     assert 0 <= age["low"] <= age["value"] <= age["high"] <= 120
@@ -82,6 +87,9 @@ def test_one_face(api, one_face_jpeg, faces, model_version):
     assert document["crop_png"].startswith(b"\x89PNG")
     assert document["estimate"]["age"]["value"] == face["age"]["value"]
     assert document["estimate"]["model_version"] == model_version
+    raw = document["estimate"]["raw"]  # the model's own outputs, kept for review and retraining
+    assert len(raw["age_probabilities"]) == 101 and sum(raw["age_probabilities"]) == pytest.approx(1, abs=1e-3)
+    assert raw["p_female"] == pytest.approx(p_female(face))
 
 
 def test_several_faces(api, two_faces_jpeg, faces, model_version):
@@ -99,9 +107,7 @@ def test_several_faces(api, two_faces_jpeg, faces, model_version):
     first, second = result["faces"]
     for one, other in ((first, second), (second, first)):
         assert other["age"]["low"] <= one["age"]["value"] <= other["age"]["high"]
-    p_female = [f["gender"]["probability"] if f["gender"]["label"] == "female" else 1 - f["gender"]["probability"]
-                for f in (first, second)]  # fmt: skip
-    assert abs(p_female[0] - p_female[1]) < 0.15  # the astronaut is a near coin toss for gender: compare P
+    assert abs(p_female(first) - p_female(second)) < 0.15  # the astronaut is a near coin toss for gender: compare P
     assert faces.count_documents({"upload_id": result["id"]}) == 2
 
 
