@@ -90,7 +90,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL;",
     }
     # A file, not the in-memory default, so worker subprocesses in the tests see the same rows.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # TEST_DB_NAME lets two test runs share a checkout without sharing a database.
+    DATABASES["default"]["TEST"] = {"NAME": str(_path_from_env("TEST_DB_NAME", VAR_DIR / "test-db.sqlite3"))}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -134,8 +135,33 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# --- limits on what people send ---------------------------------------------------------------
+
 MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=15 * 1024 * 1024)
 MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", default=40_000_000)
+# Smaller photos cannot hold a face MTCNN finds (its smallest window is 12 px).
+MIN_IMAGE_SIDE = env.int("MIN_IMAGE_SIDE", default=24)
+# Faces analysed per photo, the largest first; a crowd photo beyond this still gets a result.
+MAX_FACES_PER_PHOTO = env.int("MAX_FACES_PER_PHOTO", default=100)
+# Detection runs on the photo shrunk to this short side: larger finds smaller faces in big
+# photos (a crowd on a phone photo) at the cost of time; the smallest face found is about 1/20 of it.
+DETECTION_MAX_SHORT_SIDE = env.int("DETECTION_MAX_SHORT_SIDE", default=400)
+
+# --- privacy ---------------------------------------------------------------------------------
+
+# Photos and faces are deleted this many days after upload, unless a reviewer kept them for training.
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=30)
+# An upload pending or processing for longer than this is requeued by the sweeper ...
+STUCK_UPLOAD_MINUTES = env.int("STUCK_UPLOAD_MINUTES", default=20)
+# ... at most this many times, then it fails with a reason.
+MAX_UPLOAD_REQUEUES = env.int("MAX_UPLOAD_REQUEUES", default=3)
+
+# --- rate limits (DRF rate strings: "N/second|minute|hour|day") --------------------------------
+
+UPLOAD_RATE_PER_KEY = env("UPLOAD_RATE_PER_KEY", default="60/minute")
+UPLOAD_RATE_PER_IP = env("UPLOAD_RATE_PER_IP", default="30/minute")
+PAGE_UPLOAD_RATE_PER_IP = env("PAGE_UPLOAD_RATE_PER_IP", default="10/minute")
+TELEGRAM_RATE_PER_CHAT = env("TELEGRAM_RATE_PER_CHAT", default="10/minute")
 
 # --- services --------------------------------------------------------------------------------
 

@@ -40,9 +40,22 @@ class Upload(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     timings = models.JSONField(default=dict, blank=True, help_text="Milliseconds spent per pipeline stage.")
+    faces_found = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Faces the detector found; more than were analysed beyond MAX_FACES_PER_PHOTO."
+    )
+    requeue_count = models.PositiveSmallIntegerField(
+        default=0, help_text="Times the sweeper sent it to the pipeline again after it was stuck."
+    )
+    kept_for_training = models.BooleanField(
+        default=False, help_text="A reviewer kept it for training: the retention period does not delete it."
+    )
 
     class Meta:
-        indexes = [models.Index(fields=["owner", "-created_at"], name="upload_owner_recent")]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="upload_owner_recent"),
+            models.Index(fields=["status", "updated_at"], name="upload_status_updated"),
+            models.Index(fields=["created_at"], name="upload_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.id} ({self.status})"
