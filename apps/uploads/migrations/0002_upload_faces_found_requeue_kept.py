@@ -4,34 +4,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('rest_framework_api_key', '0005_auto_20220110_1102'),
-        ('uploads', '0001_initial'),
+        ("rest_framework_api_key", "0005_auto_20220110_1102"),
+        ("uploads", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='upload',
-            name='faces_found',
-            field=models.PositiveIntegerField(blank=True, help_text='Faces the detector found; more than were analysed beyond MAX_FACES_PER_PHOTO.', null=True),
+            model_name="upload",
+            name="faces_found",
+            field=models.PositiveIntegerField(
+                blank=True,
+                help_text="Faces the detector found; more than were analysed beyond MAX_FACES_PER_PHOTO.",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='upload',
-            name='kept_for_training',
-            field=models.BooleanField(default=False, help_text='A reviewer kept it for training: the retention period does not delete it.'),
+            model_name="upload",
+            name="kept_for_training",
+            field=models.BooleanField(
+                default=False, help_text="A reviewer kept it for training: the retention period does not delete it."
+            ),
         ),
         migrations.AddField(
-            model_name='upload',
-            name='requeue_count',
-            field=models.PositiveSmallIntegerField(default=0, help_text='Times the sweeper sent it to the pipeline again after it was stuck.'),
+            model_name="upload",
+            name="requeue_count",
+            field=models.PositiveSmallIntegerField(
+                default=0, help_text="Times the sweeper sent it to the pipeline again after it was stuck."
+            ),
         ),
         migrations.AddIndex(
-            model_name='upload',
-            index=models.Index(fields=['status', 'updated_at'], name='upload_status_updated'),
+            model_name="upload",
+            index=models.Index(fields=["status", "updated_at"], name="upload_status_updated"),
         ),
         migrations.AddIndex(
-            model_name='upload',
-            index=models.Index(fields=['created_at'], name='upload_created'),
+            model_name="upload",
+            index=models.Index(fields=["created_at"], name="upload_created"),
         ),
     ]
