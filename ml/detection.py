@@ -13,12 +13,14 @@ But we drive the networks ourselves, because the library's driver was slow and f
   resulting ``InvalidArgumentError`` made it return no faces at all (for a whole batch).
   The pyramid here stops at 12 px, so no input can make a stage fail.
 
-Size policy: a photo whose short side is over :data:`MAX_SHORT_SIDE` px is shrunk to
-that before detection, and boxes and landmarks are mapped back to the original pixels.
-The smallest face found is therefore ``max(20, short_side / 20)`` px in the original
-(32 px on a 640 px photo, 36 px on 1280 x 720, 150 px on a 4000 x 3000 phone photo).
-Smaller faces hold too few pixels for age and gender anyway, and without the cap the
-work grows with the square of the photo's size.
+Size policy: a photo whose short side is over ``max_short_side`` px (by default
+:data:`MAX_SHORT_SIDE`, 400) is shrunk to that before detection, and boxes and landmarks
+are mapped back to the original pixels. The smallest face found is therefore
+``max(20, short_side * 20 / max_short_side)`` px in the original (by default 32 px on a
+640 px photo, 36 px on 1280 x 720, 150 px on a 4000 x 3000 phone photo). Smaller faces
+hold too few pixels for age and gender anyway, and without the cap the work grows with
+the square of the photo's size; a larger ``max_short_side`` finds smaller faces (a crowd)
+at that cost.
 
 Callers pass RGB arrays from :func:`ml.images.load_rgb`. Boxes below 0.9 confidence are
 mostly false positives (playing cards, patterns), hence the default ``min_confidence``.
@@ -34,7 +36,7 @@ import numpy as np
 
 DEFAULT_MIN_CONFIDENCE = 0.9
 MIN_FACE_SIZE = 20  # px, in the image the networks see
-MAX_SHORT_SIDE = 20 * MIN_FACE_SIZE  # so the smallest face promised is short_side / 20
+MAX_SHORT_SIDE = 20 * MIN_FACE_SIZE  # the default: the smallest face promised is short_side / 20
 
 # mtcnn 1.0.0's defaults: PNet sees 12 px windows with stride 2 over a pyramid whose
 # levels shrink by SCALE_FACTOR; each network drops boxes at or below its threshold,
@@ -56,7 +58,12 @@ class Detection:
 class FaceDetector:
     """Loads the MTCNN networks once; ``detect`` and ``detect_batch`` return faces sorted by confidence."""
 
-    def __init__(self, min_confidence: float = DEFAULT_MIN_CONFIDENCE, device: str | None = None):
+    def __init__(
+        self,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        device: str | None = None,
+        max_short_side: int = MAX_SHORT_SIDE,
+    ):
         import tensorflow as tf  # imported here so that `import ml` stays light
         from mtcnn.stages import StageONet, StagePNet, StageRNet
 
@@ -64,6 +71,7 @@ class FaceDetector:
             device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
         self._on_device = partial(tf.device, device)
         self.min_confidence = min_confidence
+        self.max_short_side = max_short_side
         with self._on_device():
             self._pnet = _compile(tf, StagePNet().model, (None, None, 3))
             self._rnet = _compile(tf, StageRNet().model, (24, 24, 3))
@@ -88,7 +96,7 @@ class FaceDetector:
     def _detect_same_size(self, images: list[np.ndarray]) -> list[list[Detection]]:
         """Shrink per the size policy, run the three stages on the batch, map back to the caller's pixels."""
         height, width = images[0].shape[:2]
-        scale = min(1.0, MAX_SHORT_SIDE / min(height, width))
+        scale = min(1.0, self.max_short_side / min(height, width))
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         if scale < 1.0:
             images = [cv2.resize(image, size, interpolation=cv2.INTER_AREA) for image in images]

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.alignment import LANDMARK_NAMES
+from ml.detection import MAX_SHORT_SIDE
 from ml.preprocessing import PREPROCESSING_VERSION, Face, detect_and_extract
 from ml.types import AgeEstimate, Box, FacePrediction, GenderEstimate, ImagePrediction
 
@@ -70,7 +71,11 @@ class FacePipeline:
     """Detection, alignment and age/gender estimation, with models loaded on first use."""
 
     def __init__(
-        self, weights_dir: Path | str = DEFAULT_WEIGHTS_DIR, min_confidence: float = 0.9, batch_size: int = 32
+        self,
+        weights_dir: Path | str = DEFAULT_WEIGHTS_DIR,
+        min_confidence: float = 0.9,
+        batch_size: int = 32,
+        max_short_side: int = MAX_SHORT_SIDE,
     ):
         self.weights_dir = Path(weights_dir)
         self.info = ModelInfo.load(self.weights_dir)
@@ -80,6 +85,7 @@ class FacePipeline:
                 f"this code runs {PREPROCESSING_VERSION!r}: retrain or check out matching code"
             )
         self.min_confidence = min_confidence
+        self.max_short_side = max_short_side  # detection's size policy (ml.detection)
         self.batch_size = batch_size
         self._detector = None
         self._model = None
@@ -98,7 +104,7 @@ class FacePipeline:
             if self._detector is None:
                 from ml.detection import FaceDetector
 
-                self._detector = FaceDetector(min_confidence=self.min_confidence)
+                self._detector = FaceDetector(min_confidence=self.min_confidence, max_short_side=self.max_short_side)
         return self._detector
 
     def _load_model(self):

@@ -10,4 +10,4 @@ def face_pipeline():
     """The shared ``ml.inference.FacePipeline`` (imported here, not at module level: web processes never load ml)."""
     from ml.inference import FacePipeline
 
-    return FacePipeline(settings.ML_WEIGHTS_DIR)
+    return FacePipeline(settings.ML_WEIGHTS_DIR, max_short_side=settings.DETECTION_MAX_SHORT_SIDE)

@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from bson import ObjectId
+from django.conf import settings
 from django.utils import timezone
 from PIL import Image
 from pymongo import UpdateOne
@@ -28,9 +29,11 @@ DUPLICATE_KEY = 11000
 
 
 def faces_detect(*, upload_id: str) -> list[str]:
-    """Find and align every face of an upload and store them; returns their document ids, in face order.
+    """Find and align the faces of an upload and store them; returns their document ids, in face order.
 
-    An upload that is gone or already finished (a redelivered task) is left alone: returns [].
+    A crowd is cut to the MAX_FACES_PER_PHOTO largest faces, so that one photo cannot hold a worker
+    for long; ``Upload.faces_found`` keeps how many there were. An upload that is gone or already
+    finished (a redelivered task) is left alone: returns [].
     """
     from ml.images import UnreadableImageError, load_rgb
 
@@ -47,11 +50,12 @@ def faces_detect(*, upload_id: str) -> list[str]:
         upload_fail(upload_id=upload_id, reason=UNREADABLE_IMAGE)
         return []
     decoded = time.perf_counter()
-    faces = face_pipeline().find_faces([image])[0]
+    found = face_pipeline().find_faces([image])[0]
     detected = time.perf_counter()
-    face_ids = face_documents_store(upload_id=upload_id, faces=faces)
+    face_ids = face_documents_store(upload_id=upload_id, faces=largest_faces(found, settings.MAX_FACES_PER_PHOTO))
     upload_record_timings(
         upload=upload,
+        faces_found=len(found),
         timings={
             "queue_ms": (upload.started_at - upload.created_at).total_seconds() * 1000,
             "decode_ms": (decoded - started) * 1000,
@@ -59,6 +63,14 @@ def faces_detect(*, upload_id: str) -> list[str]:
         },
     )
     return face_ids
+
+
+def largest_faces(faces: list[Face], count: int) -> list[Face]:
+    """The ``count`` largest faces (the ones age and gender can be told best from), in their given order."""
+    if len(faces) <= count:
+        return faces
+    largest = sorted(range(len(faces)), key=lambda i: faces[i].detection.box[2] * faces[i].detection.box[3])[-count:]
+    return [faces[i] for i in sorted(largest)]
 
 
 def face_documents_store(*, upload_id: str, faces: list[Face]) -> list[str]:

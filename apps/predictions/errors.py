@@ -10,13 +10,28 @@ from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
-from apps.uploads.images import FileTooLarge, ImageTooLarge, UnsupportedImage, UploadRejected
+from apps.predictions.services import PredictionUnavailable
+from apps.uploads.images import (
+    DamagedImage,
+    EmptyFile,
+    FileTooLarge,
+    ImageTooLarge,
+    ImageTooSmall,
+    UnsupportedImage,
+    UploadRejected,
+)
 
 UPLOAD_REJECTION_STATUS = {
     FileTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     ImageTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     UnsupportedImage: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    # A photo we would read but cannot use: 400, which the API schema documents for invalid requests.
+    EmptyFile: status.HTTP_400_BAD_REQUEST,
+    DamagedImage: status.HTTP_400_BAD_REQUEST,
+    ImageTooSmall: status.HTTP_400_BAD_REQUEST,
 }
+# When a client should send a photo again after storage or the broker was down.
+RETRY_AFTER_SECONDS = 30
 
 
 def error_body(code: str, message: str, details: dict | None = None) -> dict:
@@ -32,10 +47,20 @@ class UploadRejectedError(exceptions.APIException):
         self.details = rejection.details
 
 
+class ServiceUnavailableError(exceptions.APIException):
+    """Storage or the broker is down and nothing was kept: 503, and when to send the photo again."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "service_unavailable"
+    wait = RETRY_AFTER_SECONDS  # DRF's handler sends it as Retry-After
+
+
 def api_exception_handler(exc, context):
     """DRF's handler (statuses, headers such as WWW-Authenticate) with our body."""
     if isinstance(exc, UploadRejected):
         exc = UploadRejectedError(exc)
+    elif isinstance(exc, PredictionUnavailable):
+        exc = ServiceUnavailableError(exc.message)
     response = exception_handler(exc, context)
     if response is None:
         return None  # unexpected errors: Django's 500 handler, below

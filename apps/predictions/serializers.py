@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from apps.predictions.models import FacePrediction
 from apps.uploads.models import Upload
+from apps.uploads.selectors import upload_faces_notice
 
 MAX_WAIT_SECONDS = 30
 
@@ -74,4 +75,16 @@ class PredictionSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     image = ImageSizeSerializer(source="*")
     faces = FaceSerializer(many=True, help_text="Most confident detection first; empty when there is no face.")
+    faces_found = serializers.IntegerField(
+        allow_null=True,
+        help_text="Faces found in the photo (null before detection). More than in faces when the photo held more "
+        "than the server's limit per photo: then only the largest were analysed.",
+    )
+    faces_notice = serializers.SerializerMethodField(
+        help_text='Says when only some faces were analysed ("Only the 100 largest of the 130 faces found were '
+        'analysed."); empty otherwise.'
+    )
     timings = serializers.DictField(child=serializers.FloatField(), help_text="Milliseconds per pipeline stage.")
+
+    def get_faces_notice(self, upload: Upload) -> str:
+        return upload_faces_notice(faces_found=upload.faces_found, analysed=len(upload.faces.all()))

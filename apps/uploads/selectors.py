@@ -16,6 +16,13 @@ def upload_get(*, upload_id) -> Upload | None:
     return Upload.objects.filter(pk=upload_id).first()
 
 
+def upload_faces_notice(*, faces_found: int | None, analysed: int) -> str:
+    """What to tell people when a crowd was cut to the MAX_FACES_PER_PHOTO largest faces; "" otherwise."""
+    if faces_found is None or faces_found <= analysed:
+        return ""
+    return f"Only the {analysed} largest of the {faces_found} faces found were analysed."
+
+
 def upload_read_image(*, upload: Upload) -> bytes:
     """The stored photo's bytes. Raises FileNotFoundError when storage no longer has it."""
     with upload.image.storage.open(upload.image.name, "rb") as file:

@@ -3,13 +3,14 @@
 import logging
 
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.db.models import DateTimeField, F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
-from apps.uploads.images import inspect_image
-from apps.uploads.models import Upload
+from apps.uploads.images import clean_image
+from apps.uploads.models import Upload, upload_image_path
 from apps.uploads.signals import upload_finished
 
 logger = logging.getLogger(__name__)
@@ -18,19 +19,30 @@ UNFINISHED = (Upload.Status.PENDING, Upload.Status.PROCESSING)
 
 
 def upload_create(*, image: File, channel: str, owner: APIKey | None = None) -> Upload:
-    """Validate the photo, store it under an unguessable name and record it as pending.
+    """Validate the photo, store a clean copy (upright, no metadata) under an unguessable name, record it as pending.
 
     Raises ``apps.uploads.images.UploadRejected`` for files we do not accept.
     """
-    info = inspect_image(image)
-    upload = Upload(owner=owner, channel=channel, width=info.width, height=info.height)
-    upload.image.save(f"image{info.extension}", image, save=False)
+    clean = clean_image(image)
+    upload = Upload(owner=owner, channel=channel, width=clean.width, height=clean.height)
+    # The name is chosen here, not by FieldFile.save, so that a write that fails half way (a full
+    # disk) can still be removed: no row would ever point at the part written.
+    name = upload_image_path(upload, f"image{clean.extension}")
     try:
+        upload.image.name = upload.image.storage.save(name, ContentFile(clean.content))
         upload.save(force_insert=True)
     except Exception:
-        upload.image.delete(save=False)  # no row points at it: it would never be cleaned up
+        _delete_quietly(upload.image.storage, upload.image.name or name)
         raise
     return upload
+
+
+def _delete_quietly(storage, name: str) -> None:
+    """Best-effort removal while another error is on its way up (storage may be what failed)."""
+    try:
+        storage.delete(name)
+    except Exception:
+        logger.exception("could not remove %s after a failed upload", name)
 
 
 def upload_start_processing(*, upload_id) -> Upload | None:
@@ -44,9 +56,13 @@ def upload_start_processing(*, upload_id) -> Upload | None:
     return Upload.objects.get(pk=upload_id) if claimed else None
 
 
-def upload_record_timings(*, upload: Upload, timings: dict[str, float]) -> None:
+def upload_record_timings(*, upload: Upload, timings: dict[str, float], faces_found: int | None = None) -> None:
+    """Add stage timings (and, after detection, how many faces were found) to a processing upload."""
     upload.timings = {**upload.timings, **timings}
-    Upload.objects.filter(pk=upload.pk).update(timings=upload.timings, updated_at=timezone.now())
+    fields = {"timings": upload.timings, "updated_at": timezone.now()}
+    if faces_found is not None:
+        upload.faces_found = fields["faces_found"] = faces_found
+    Upload.objects.filter(pk=upload.pk).update(**fields)
 
 
 def upload_finish(*, upload: Upload, timings: dict[str, float]) -> bool:
@@ -77,3 +93,13 @@ def upload_delete(*, upload: Upload) -> None:
     """Remove the stored photo, then the row (face predictions go with it)."""
     upload.image.delete(save=False)
     upload.delete()
+
+
+def upload_mark_requeued(*, upload_id, requeue_count: int, stuck_before) -> bool:
+    """Count one more requeue of a stuck upload; False if it moved since it was found stuck
+    (finished, claimed by a task, or counted by another sweep), and then it must not be requeued."""
+    return bool(
+        Upload.objects.filter(
+            pk=upload_id, status__in=UNFINISHED, updated_at__lt=stuck_before, requeue_count=requeue_count
+        ).update(requeue_count=requeue_count + 1, updated_at=timezone.now())
+    )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from bson import ObjectId
+from django.core.files.base import ContentFile
 from rest_framework_api_key.models import APIKey
 
 from apps.faces.services import UNREADABLE_IMAGE
@@ -118,13 +119,17 @@ def test_no_face_is_a_result(api, no_face_jpeg, faces):
     assert faces.count_documents({"upload_id": result["id"]}) == 0
 
 
-def test_unreadable_photo_fails_with_a_reason_and_no_retry(api, one_face_jpeg, worker):
+def test_unreadable_stored_photo_fails_with_a_reason_and_no_retry(one_face_jpeg, worker):
+    # Uploads are decoded on arrival now (a truncated one is refused), but a photo stored before
+    # that, or damaged in storage since, must still fail cleanly in the worker.
     log_size = worker.log_file.stat().st_size
-    truncated = one_face_jpeg[: len(one_face_jpeg) // 3]  # a valid header, so the API accepts it
+    upload = Upload(channel=Upload.Channel.API, width=512, height=512)
+    upload.image.save("image.jpg", ContentFile(one_face_jpeg[: len(one_face_jpeg) // 3]))
 
-    result = analyse(api, truncated)
+    prediction_pipeline_start(upload_id=upload.pk)
 
-    assert (result["status"], result["failure_reason"], result["faces"]) == ("failed", UNREADABLE_IMAGE, [])
+    upload = wait_until_finished(upload.pk)
+    assert (upload.status, upload.failure_reason, upload.faces.count()) == ("failed", UNREADABLE_IMAGE, 0)
     assert b"Retry in" not in worker.log_file.read_bytes()[log_size:]
 
 

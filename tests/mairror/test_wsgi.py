@@ -1,4 +1,8 @@
-"""Web processes never import TensorFlow: it takes seconds and gigabytes, and only workers need it."""
+"""Web processes never import TensorFlow: it takes seconds and gigabytes, and only workers need it.
+
+They may import ``ml.images`` (Pillow and NumPy only): the upload check decodes photos with the same
+conversion the worker uses, so what is stored is what the models see.
+"""
 
 import json
 import subprocess
@@ -46,4 +50,4 @@ def test_web_process_serves_requests_without_loading_tensorflow(tmp_path):
 
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["statuses"] == [200, 200, 401, 200, 400]
-    assert report["loaded"] == []
+    assert set(report["loaded"]) <= {"ml", "ml.images"}

@@ -102,3 +102,16 @@ def test_coordinates_are_in_the_pixels_of_the_image_given(detector, astronaut):
 
     np.testing.assert_allclose(np.asarray(on_large.box), 2 * np.asarray(on_small.box), atol=0.1 * on_large.box[2])
     np.testing.assert_allclose(on_large.landmarks, 2 * on_small.landmarks, atol=4)
+
+
+def test_a_larger_max_short_side_finds_small_faces_in_big_photos(detector, astronaut):
+    # The astronaut at 160 px (her face about 26 px) in a 1600 px photo: shrunk to the default
+    # 400 px short side the face is 6 px, too small; left at full size it is found, in the photo's pixels.
+    canvas = np.full((1600, 1600, 3), 128, np.uint8)
+    canvas[700:860, 900:1060] = cv2.resize(astronaut, (160, 160), interpolation=cv2.INTER_AREA)
+
+    assert detector.max_short_side == 400
+    assert detector.detect(canvas) == []
+    [face] = FaceDetector(max_short_side=1600).detect(canvas)
+    x, y, w, h = face.box
+    np.testing.assert_allclose((x + w / 2, y + h / 2), (900 + 224 * 160 / 512, 700 + 118 * 160 / 512), atol=5)

@@ -1,11 +1,17 @@
 import uuid
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from bson import ObjectId
 
 from apps.faces.selectors import face_crops_get, face_document_ids
-from apps.faces.services import face_documents_delete, face_documents_record_estimates, face_documents_store
+from apps.faces.services import (
+    face_documents_delete,
+    face_documents_record_estimates,
+    face_documents_store,
+    largest_faces,
+)
 from ml.alignment import LANDMARK_NAMES
 from ml.types import AgeEstimate, GenderEstimate
 from tests.support import make_face
@@ -84,3 +90,13 @@ def test_delete_removes_only_that_uploads_faces(faces, upload_id):
 
     assert faces.count_documents({"upload_id": upload_id}) == 0
     assert faces.count_documents({"upload_id": other}) == 1
+
+
+def test_a_crowd_is_cut_to_its_largest_faces_in_their_order():
+    sides = [30, 90, 50, 70, 10]
+    crowd = [
+        replace(make_face(i), detection=replace(make_face(i).detection, box=(0, 0, s, s))) for i, s in enumerate(sides)
+    ]
+
+    assert [face.detection.box[2] for face in largest_faces(crowd, 3)] == [90, 50, 70]
+    assert largest_faces(crowd, 5) == crowd

@@ -164,6 +164,8 @@ def test_get_pending_prediction(api_client, created):
         "created_at": response.json()["created_at"],
         "image": {"width": 512, "height": 512},
         "faces": [],
+        "faces_found": None,
+        "faces_notice": "",
         "timings": {},
     }
 
@@ -212,7 +214,17 @@ def test_list_is_paginated_newest_first(api_client, one_face_jpeg):
 
     assert (body["count"], body["next"], body["previous"]) == (3, None, None)
     assert [item["id"] for item in body["results"]] == ids[::-1]
-    assert set(body["results"][0]) == {"id", "status", "failure_reason", "created_at", "image", "faces", "timings"}
+    assert set(body["results"][0]) == {
+        "id",
+        "status",
+        "failure_reason",
+        "created_at",
+        "image",
+        "faces",
+        "faces_found",
+        "faces_notice",
+        "timings",
+    }
 
 
 # --- isolation between clients ----------------------------------------------------------------
