@@ -3,7 +3,8 @@
 Everything here is read-only: predictions are never changed, a reviewer's verdict is added
 beside them through the review queue. Admins (superusers) may also delete uploads, which
 removes the photo, its face documents and rows, as the API's delete does. The "Reviewers"
-group (see migration 0003) may view everything and review, nothing else.
+group (see migration 0003) may view everything and review, nothing else, except keeping
+uploads for training past the retention period (a review keeps its upload too) or no longer.
 """
 
 from django import forms
@@ -29,7 +30,7 @@ from apps.predictions.selectors import (
     review_queue,
     uploads_per_day,
 )
-from apps.predictions.services import prediction_delete, prediction_review_create
+from apps.predictions.services import prediction_delete, prediction_review_create, uploads_keep_for_training
 from apps.uploads.models import Upload
 from apps.uploads.selectors import upload_read_display_jpeg
 
@@ -55,6 +56,29 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class KeepForTrainingActions:
+    """The actions "Keep for training" and "Stop keeping", for reviewers; ``uploads_of`` maps the selection
+    to its uploads."""
+
+    actions = ["keep_for_training", "stop_keeping"]
+
+    def uploads_of(self, queryset):
+        raise NotImplementedError
+
+    def has_review_permission(self, request) -> bool:
+        return request.user.has_perm(REVIEW_PERMISSION)
+
+    @admin.action(description="Keep for training (past the retention period)", permissions=["review"])
+    def keep_for_training(self, request, queryset):
+        count = uploads_keep_for_training(uploads=self.uploads_of(queryset), keep=True)
+        self.message_user(request, f"{count} uploads are kept for training.", messages.SUCCESS)
+
+    @admin.action(description="Stop keeping for training (the retention period applies)", permissions=["review"])
+    def stop_keeping(self, request, queryset):
+        count = uploads_keep_for_training(uploads=self.uploads_of(queryset), keep=False)
+        self.message_user(request, f"{count} uploads are no longer kept; the retention period applies.")
 
 
 def _image_response(data: bytes, content_type: str) -> HttpResponse:
@@ -108,14 +132,15 @@ class FacePredictionInline(admin.TabularInline):
 
 
 @admin.register(Upload)
-class UploadAdmin(ReadOnlyAdmin):
+class UploadAdmin(KeepForTrainingActions, ReadOnlyAdmin):
     """Lives here, not in the uploads app: its page shows the faces, and deleting must remove them everywhere."""
 
     list_display = ["id", "created_at", "channel", "owner", "status", "face_count", "width", "height"]
-    list_filter = ["status", "channel", "faces__model_version"]
+    list_display += ["kept_for_training"]
+    list_filter = ["status", "channel", "kept_for_training", "faces__model_version"]
     search_fields = ["id", "owner__name", "failure_reason"]
     date_hierarchy = "created_at"
-    fields = ["photo", "id", "status", "failure_reason", "channel", "owner", "width", "height"]
+    fields = ["photo", "id", "status", "failure_reason", "channel", "owner", "width", "height", "kept_for_training"]
     fields += ["created_at", "started_at", "finished_at", "timings"]
     readonly_fields = fields
     inlines = [FacePredictionInline]
@@ -133,6 +158,9 @@ class UploadAdmin(ReadOnlyAdmin):
     @admin.display(description="photo")
     def photo(self, upload):
         return _photo_with_boxes(upload, list(upload.faces.all()))
+
+    def uploads_of(self, queryset):
+        return Upload.objects.filter(pk__in=queryset.values("pk"))
 
     def get_deleted_objects(self, objs, request):
         """Faces and their reviews go with their photo: the permission to delete uploads covers them."""
@@ -233,7 +261,7 @@ class PredictionReviewInline(admin.TabularInline):
 
 
 @admin.register(FacePrediction)
-class FacePredictionAdmin(ReadOnlyAdmin):
+class FacePredictionAdmin(KeepForTrainingActions, ReadOnlyAdmin):
     list_display = ["crop", "short_label", "gender_percent", "confidence_score", "reviewed_mark", "model_version"]
     list_display += ["upload_link", "face_index", "created_at"]
     list_display_links = ["crop", "short_label"]
@@ -261,6 +289,9 @@ class FacePredictionAdmin(ReadOnlyAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # a face goes with its photo: delete the upload
+
+    def uploads_of(self, queryset):
+        return Upload.objects.filter(pk__in=queryset.values("upload_id"))
 
     @admin.display(description="face")
     def crop(self, face):

@@ -16,10 +16,14 @@ class ApiKeyAuthentication(BaseAuthentication):
         key = self.key_parser.get(request)
         if not key:
             return None
-        try:
-            api_key = APIKey.objects.get_from_key(key)
-        except APIKey.DoesNotExist:
-            raise AuthenticationFailed("The API key is not valid.") from None
+        # Revoked keys too: their holder learns why the key stopped working. Only the holder:
+        # a key is found by its prefix, but the rest of it must match the stored hash.
+        prefix, _, _ = key.partition(".")
+        api_key = APIKey.objects.filter(prefix=prefix).first()
+        if api_key is None or not api_key.is_valid(key):
+            raise AuthenticationFailed("The API key is not valid.")
+        if api_key.revoked:
+            raise AuthenticationFailed("The API key has been revoked.")
         if api_key.has_expired:
             raise AuthenticationFailed("The API key has expired.")
         return None, api_key

@@ -10,6 +10,7 @@ from pillow_heif import register_heif_opener
 
 from apps.predictions.models import FacePrediction
 from apps.telegram.bot_api import MAX_DOWNLOAD_BYTES
+from apps.uploads.selectors import upload_faces_notice
 
 register_heif_opener()  # stored photos may be HEIC
 
@@ -17,10 +18,10 @@ HELP = (
     "Send me a photo and I will answer with every face in it: the estimated age, the range it most "
     "likely falls in, and the gender, each with how sure the model is. Images sent as files work too "
     "(up to {max_size}).\n\n"
-    "Privacy: I keep the photos you send, the faces found in them and the estimates until you send "
-    "/forget, which deletes all of it for this chat. The people who run this bot can look at them to "
-    "check the estimates, and faces they checked may be used to train the model; /forget cannot take "
-    "those out of a model already trained."
+    "Privacy: I keep the photos you send, the faces found in them and the estimates for {retention_days} "
+    "days, or until you send /forget, which deletes all of it for this chat. The people who run this "
+    "bot can look at them to check the estimates, and faces they checked may be used to train the "
+    "model; /forget cannot take those out of a model already trained."
 )
 HINT = "Send me a photo (or an image file) and I will estimate the age and gender of every face in it. /help says more."
 NOT_AN_IMAGE = "That file is not an image. Send a photo, or an image file (JPEG, PNG, WebP, HEIC ...)."
@@ -40,12 +41,25 @@ BOX_COLOR = (255, 214, 0)
 
 def help_text() -> str:
     """HELP with the largest file accepted: Telegram's download limit or ours, whichever is lower."""
-    return HELP.format(max_size=filesizeformat(min(MAX_DOWNLOAD_BYTES, settings.MAX_UPLOAD_BYTES)))
+    return HELP.format(
+        max_size=filesizeformat(min(MAX_DOWNLOAD_BYTES, settings.MAX_UPLOAD_BYTES)),
+        retention_days=settings.RETENTION_DAYS,
+    )
 
 
-def result_caption(faces: Sequence[FacePrediction]) -> str:
-    """One line per face, numbered as on the photo; faces that do not fit in a caption are counted."""
-    text = "1 face found:" if len(faces) == 1 else f"{len(faces)} faces found, numbered on the photo:"
+def result_caption(faces: Sequence[FacePrediction], faces_found: int | None = None) -> str:
+    """One line per face, numbered as on the photo; faces that do not fit in a caption are counted, and
+    a crowd cut to the largest faces (MAX_FACES_PER_PHOTO) is said so.
+
+    ``faces_found`` defaults to what the faces' upload recorded.
+    """
+    if faces_found is None and faces and faces[0].upload_id is not None:
+        faces_found = faces[0].upload.faces_found
+    notice = upload_faces_notice(faces_found=faces_found, analysed=len(faces))
+    if notice:
+        text = f"{notice} Numbered on the photo:"
+    else:
+        text = "1 face found:" if len(faces) == 1 else f"{len(faces)} faces found, numbered on the photo:"
     for shown, face in enumerate(faces):
         line = (
             f"{shown + 1}. Age {face.age_value:.0f}, {face.age_level:.0%} likely "

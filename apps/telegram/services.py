@@ -13,7 +13,8 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Coalesce, Now
 
-from apps.predictions.services import prediction_delete, prediction_request
+from apps.predictions.services import PredictionUnavailable, prediction_delete, prediction_request
+from apps.predictions.throttling import telegram_upload_wait
 from apps.telegram import replies
 from apps.telegram.bot_api import MAX_DOWNLOAD_BYTES, BotApi, BotApiError, DownloadTooLarge, bot_api
 from apps.telegram.models import TelegramUpdate
@@ -25,6 +26,7 @@ from apps.uploads.selectors import upload_read_image
 logger = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message"]
+TOO_MANY_PHOTOS = "You sent many photos in a short time. Please send this one again in {seconds} seconds."
 BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError)
 
 
@@ -83,6 +85,8 @@ def telegram_update_handle(*, update_id: int) -> None:
             )
         elif image is NOT_AN_IMAGE:
             text = replies.NOT_AN_IMAGE
+        elif image is not None and (wait := telegram_upload_wait(chat_id=update.chat_id)) is not None:
+            text = TOO_MANY_PHOTOS.format(seconds=wait)
         elif image is not None:
             text = _accept_image(api, update, image)
             if text is None:
@@ -192,6 +196,11 @@ def _accept_image(api: BotApi, update: TelegramUpdate, image: IncomingImage) -> 
             _update_mark_handled(update_id=update.pk, upload=upload)
     except UploadRejected as rejection:
         return rejection.message
+    except PredictionUnavailable as unavailable:
+        # Nothing of the photo was kept: put the update back as it came (it may have been marked
+        # handled before the queueing failed) and retry on the infrastructure error underneath.
+        TelegramUpdate.objects.filter(pk=update.pk).update(handled_at=None, upload=None, payload=update.payload)
+        raise unavailable.__cause__ from unavailable
     return None
 
 

@@ -16,7 +16,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.faces.selectors import face_crop_png
 from apps.predictions.apis import MULTIPART_OVERHEAD_BYTES
-from apps.predictions.errors import UPLOAD_REJECTION_STATUS
+from apps.predictions.errors import RETRY_AFTER_SECONDS, UPLOAD_REJECTION_STATUS
+from apps.predictions.services import PredictionUnavailable
+from apps.predictions.throttling import page_upload_wait
 from apps.uploads.images import UploadRejected, reject_oversized
 from apps.uploads.selectors import upload_read_display_jpeg
 from apps.web.selectors import (
@@ -31,6 +33,7 @@ from apps.web.services import web_upload_create, web_upload_delete
 # The photo and crops of an upload never change; they are private to whoever has the address.
 PRIVATE_MAX_AGE = 24 * 3600
 NOT_YOURS = "Only the browser that sent this photo can delete it."
+TOO_MANY_PHOTOS = "You sent many photos in a short time. Please try again in {seconds} seconds."
 
 
 class PhotoForm(forms.Form):
@@ -45,6 +48,9 @@ def upload_page(request):
     """
     if request.method == "GET":
         return _upload_page(request)
+    wait = page_upload_wait(request)
+    if wait is not None:  # 429 before the photo is even read
+        return _refused(request, TOO_MANY_PHOTOS.format(seconds=wait), 429, retry_after=wait)
     try:
         reject_oversized(_declared_size(request) - MULTIPART_OVERHEAD_BYTES)  # before reading the body
         form = PhotoForm(files=request.FILES)
@@ -52,10 +58,9 @@ def upload_page(request):
             raise UploadRejected(form.errors["image"][0])
         upload = web_upload_create(image=form.cleaned_data["image"], session=request.session)
     except UploadRejected as rejection:
-        status = UPLOAD_REJECTION_STATUS.get(type(rejection), 400)
-        if _wants_json(request):
-            return JsonResponse({"error": rejection.message}, status=status)
-        return _upload_page(request, error=rejection.message, status=status)
+        return _refused(request, rejection.message, UPLOAD_REJECTION_STATUS.get(type(rejection), 400))
+    except PredictionUnavailable as unavailable:  # storage or the broker is down: nothing was kept
+        return _refused(request, unavailable.message, 503, retry_after=RETRY_AFTER_SECONDS)
     url = reverse("web:result", args=[upload.pk])
     if _wants_json(request):
         return JsonResponse({"url": url}, status=201)
@@ -125,6 +130,17 @@ def _upload_page(request, error: str = "", status: int = 200):
         "recent": web_uploads_of_session(session=request.session),
     }
     return render(request, "web/upload.html", context, status=status)
+
+
+def _refused(request, message: str, status: int, retry_after: int | None = None) -> HttpResponse:
+    """The photo was not taken: the reason in JSON for the page's script, or the page with the reason."""
+    if _wants_json(request):
+        response = JsonResponse({"error": message}, status=status)
+    else:
+        response = _upload_page(request, error=message, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def _get_or_404(upload_id):

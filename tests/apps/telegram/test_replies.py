@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from apps.predictions.models import FacePrediction
-from apps.telegram.replies import BOX_COLOR, CAPTION_MAX_CHARS, annotated_photo, result_caption
+from apps.telegram.replies import BOX_COLOR, CAPTION_MAX_CHARS, annotated_photo, help_text, result_caption
 
 
 def face(age=34.4, low=28.2, high=41.0, level=0.8, gender="male", probability=0.97, box=(10, 20, 30, 40)):
@@ -77,3 +77,18 @@ def test_large_photos_are_scaled_down_with_their_boxes():
 
     assert photo.size == (1280, 640)
     assert near_box_color(np.asarray(photo)[400, 501])
+
+
+def test_caption_says_when_only_the_largest_faces_were_analysed():
+    caption = result_caption([face(), face()], faces_found=31)
+
+    assert caption.startswith(
+        "Only the 2 largest of the 31 faces found were analysed. Numbered on the photo:\n1. Age 34"
+    )
+    assert result_caption([face(), face()], faces_found=2).startswith("2 faces found, numbered on the photo:")
+
+
+def test_help_states_the_retention_period(settings):
+    settings.RETENTION_DAYS = 7
+
+    assert "for 7 days, or until you send /forget" in help_text()

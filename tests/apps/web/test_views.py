@@ -145,8 +145,8 @@ def test_result_shows_a_box_and_label_per_face_and_their_crops(client, one_face_
     assert "Female: 87% sure." in page
     assert "80% likely between\n          33 and 50" in page
     # In percent of the 512 x 512 photo; a box past the edge is clipped to it.
-    assert "left:35.547%;top:12.500%;width:16.211%;height:20.898%" in page
-    assert "left:0.000%;top:0.000%;width:14.258%;height:20.898%" in page
+    assert 'x="35.547%" y="12.500%" width="16.211%" height="20.898%"' in page
+    assert 'x="0.000%" y="0.000%" width="14.258%" height="20.898%"' in page
     for face in (first, second):
         crop = client.get(f"{result_url(upload)}/faces/{face.face_index}.png")
         assert crop["Content-Type"] == "image/png"
@@ -248,3 +248,12 @@ def _exif_orientation(value: int) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = value
     return exif.tobytes()
+
+
+@pytest.mark.django_db
+def test_every_page_states_the_retention_period(settings):
+    settings.RETENTION_DAYS = 12
+
+    page = Client().get("/").content.decode()
+
+    assert "Photos are deleted after 12 days" in page

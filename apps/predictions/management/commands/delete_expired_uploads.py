@@ -1,0 +1,19 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from apps.predictions.services import expired_data_delete
+
+
+class Command(BaseCommand):
+    help = (
+        "Delete photos, faces and results older than RETENTION_DAYS, unless a reviewer kept them for "
+        "training, and the Telegram updates of that age. Celery beat runs the same every day."
+    )
+
+    def handle(self, *args, **options):
+        deleted = expired_data_delete()
+        self.stdout.write(
+            f"Deleted {deleted.uploads} uploads older than {settings.RETENTION_DAYS} days "
+            f"({deleted.kept_for_training} as old are kept for training) "
+            f"and {deleted.telegram_updates} Telegram updates."
+        )

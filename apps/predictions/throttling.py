@@ -1,0 +1,95 @@
+"""Rate limits on uploads, shared by the API, the upload page and the Telegram bot.
+
+DRF's sliding-window throttles, with their counters in the shared Django cache (Redis), so every
+web process and worker counts together. Rates come from the settings (``"N/minute"``; empty: no
+limit) and are read on every request, so a changed setting applies at once. A limiter whose Redis
+is unreachable lets the request through with a warning: refusing every upload, or answering 500,
+because the counters are out of reach would be worse than not counting for a while.
+
+Client IPs are REMOTE_ADDR, or the X-Forwarded-For entry added by the nearest trusted proxy when
+``TRUSTED_PROXY_COUNT`` (DRF's NUM_PROXIES) says there are proxies; without it a client's own
+X-Forwarded-For is ignored, so it cannot pick a fresh address for every request.
+"""
+
+import logging
+import math
+
+import redis.exceptions
+from django.conf import settings
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework_api_key.models import APIKey
+
+logger = logging.getLogger(__name__)
+
+
+class UploadRateThrottle(SimpleRateThrottle):
+    """Counts what ``get_cache_key`` names; ``rate_setting`` is the setting holding the rate."""
+
+    rate_setting: str
+
+    def get_rate(self) -> str | None:
+        return getattr(settings, self.rate_setting) or None
+
+    def allow_request(self, request, view) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except redis.exceptions.RedisError as error:
+            logger.warning("rate limit %s not applied, its counters are unreachable: %s", self.scope, error)
+            return True
+
+    def retry_after(self) -> int:
+        """Whole seconds until the next request may pass, for a Retry-After header; at least 1."""
+        return max(1, math.ceil(self.wait() or 0))
+
+
+class UploadRatePerKey(UploadRateThrottle):
+    """Photos sent with one API key (GETs and DELETEs are not counted)."""
+
+    scope = "upload_key"
+    rate_setting = "UPLOAD_RATE_PER_KEY"
+
+    def get_cache_key(self, request, view) -> str | None:
+        if request.method != "POST" or not isinstance(request.auth, APIKey):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.auth.prefix}
+
+
+class UploadRatePerIp(UploadRateThrottle):
+    """Photos sent to the API from one client address, whatever the key."""
+
+    scope = "upload_ip"
+    rate_setting = "UPLOAD_RATE_PER_IP"
+
+    def get_cache_key(self, request, view) -> str | None:
+        if request.method != "POST":
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class PageUploadRatePerIp(UploadRatePerIp):
+    """Photos sent from the upload page (anonymous) from one client address."""
+
+    scope = "page_upload_ip"
+    rate_setting = "PAGE_UPLOAD_RATE_PER_IP"
+
+
+class TelegramUploadRatePerChat(UploadRateThrottle):
+    """Photos sent to the bot from one chat. There is no HTTP request: the chat id stands in for it."""
+
+    scope = "telegram_chat"
+    rate_setting = "TELEGRAM_RATE_PER_CHAT"
+
+    def get_cache_key(self, chat_id, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": chat_id}
+
+
+def page_upload_wait(request) -> int | None:
+    """None when this address may send a photo from the page now, else the seconds it has to wait."""
+    throttle = PageUploadRatePerIp()
+    return None if throttle.allow_request(request, None) else throttle.retry_after()
+
+
+def telegram_upload_wait(*, chat_id: int) -> int | None:
+    """None when this chat may send a photo now, else the seconds it has to wait."""
+    throttle = TelegramUploadRatePerChat()
+    return None if throttle.allow_request(chat_id, None) else throttle.retry_after()
