@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: venv run test lint format clean
+.PHONY: venv run check test lint audit format clean
 
 venv: $(STAMP)
 
@@ -25,12 +25,19 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/python -m mairror.devstack run
 
+# What CI runs (.ci/run): ruff, the dependency audit, then the tests; the first failure stops it.
+check: lint audit test
+
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Known vulnerabilities in the installed dependencies; offline it falls back to a snapshot and says so.
+audit: $(STAMP)
+	$(VENV)/bin/python security/audit.py
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -206,15 +206,21 @@ def start_worker(
     concurrency: int = 1,
     log_file: Path | None = None,
     *,
+    beat_schedule: Path | None = None,
     timeout: float = APP_TIMEOUT,
 ) -> Service:
     """A Celery worker for ``mairror``, ready once it logs that it is consuming.
 
-    A unique node name keeps several workers on one host (tests) from clashing.
+    A unique node name keeps several workers on one host (tests) from clashing. With
+    ``beat_schedule`` it also runs Celery beat (the periodic tasks, such as the stuck-upload
+    sweeper), keeping beat's state in that file: one such worker per deployment, or every
+    periodic task runs once per worker.
     """
     node = f"devstack-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
     argv = [sys.executable, "-m", "celery", "-A", "mairror", "worker"]
     argv += ["-Q", queues, "-c", str(concurrency), "--pool", "prefork", "-l", "info", "-n", node]
+    if beat_schedule is not None:
+        argv += ["--beat", "--schedule", str(beat_schedule)]
     log_file = Path(log_file) if log_file else _temp_log("worker")
     offset = log_file.stat().st_size if log_file.exists() else 0
 
@@ -394,8 +400,10 @@ def run(var: Path = REPO_ROOT / "var") -> int:
             subprocess.run([sys.executable, "manage.py", *command], cwd=REPO_ROOT, env=app_env, check=True)
 
         port = _web_port()
-        print("starting the Celery worker (queues celery,ml) and the web server ...", flush=True)
-        services.append(start_worker(app_env, "celery,ml", 1, var / "log" / "worker.log"))
+        print("starting the Celery worker (queues celery,ml, with beat) and the web server ...", flush=True)
+        services.append(
+            start_worker(app_env, "celery,ml", 1, var / "log" / "worker.log", beat_schedule=var / "celerybeat-schedule")
+        )
         services.append(start_web(app_env, port, var / "log" / "web.log"))
         print(f"\nMairror is running at http://{HOST}:{port}/  (logs: {var / 'log'}/; Ctrl-C stops)", flush=True)
         return _watch(services)

@@ -4,9 +4,12 @@
 ``manage.py`` commands run next to a running devstack reach its database, Redis and MongoDB.
 """
 
+import sys
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -25,7 +28,9 @@ def _path_from_env(name: str, default: Path) -> Path:
 
 # --- core ------------------------------------------------------------------------------------
 
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="django-insecure-development-only-set-DJANGO_SECRET_KEY")
+# Only for a laptop: `manage.py check --deploy` flags it, and gunicorn refuses it (see "security").
+DEVELOPMENT_SECRET_KEY = "django-insecure-development-only-set-DJANGO_SECRET_KEY"  # noqa: S105 - public on purpose
+SECRET_KEY = env("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
@@ -41,6 +46,7 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     "apps.uploads",
     "apps.faces",
     "apps.predictions",
@@ -50,6 +56,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -72,10 +79,58 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "apps.web.context_processors.retention",
             ],
         },
     },
 ]
+
+# --- security --------------------------------------------------------------------------------
+
+# Served by gunicorn with DEBUG off means served to people: a key from the repository would let
+# anyone forge sessions, so the process refuses to start. (`make run` has DEBUG on; tests and
+# manage.py commands never import gunicorn.)
+if SECRET_KEY == DEVELOPMENT_SECRET_KEY and not DEBUG and "gunicorn" in sys.modules:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is not set: refusing to serve with the development key.")
+
+# The site is reached over HTTPS only, directly or through a TLS-terminating proxy.
+SECURE = env.bool("DJANGO_SECURE", default=False)
+if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
+    # Only behind a proxy that sets this header itself, overwriting what the client sent.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE
+SECURE_SSL_REDIRECT = SECURE
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=365 * 24 * 3600) if SECURE else 0
+# Opt-in: they bind every subdomain, and a preload list entry takes months to undo.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
+# `check --deploy` warns while these two are off; off is the operator's decision above, not an oversight.
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # pages send the token from their form, no script reads the cookie
+# Origins (scheme://host[:port]) that may post forms, needed when a proxy changes the Host.
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# Content-Security-Policy (django-csp): scripts and styles from this site only, inline ones only
+# with the response's nonce (the API docs page); views that need more widen it themselves.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "upgrade-insecure-requests": SECURE,
+    },
+}
 
 # --- database --------------------------------------------------------------------------------
 
@@ -162,6 +217,10 @@ UPLOAD_RATE_PER_KEY = env("UPLOAD_RATE_PER_KEY", default="60/minute")
 UPLOAD_RATE_PER_IP = env("UPLOAD_RATE_PER_IP", default="30/minute")
 PAGE_UPLOAD_RATE_PER_IP = env("PAGE_UPLOAD_RATE_PER_IP", default="10/minute")
 TELEGRAM_RATE_PER_CHAT = env("TELEGRAM_RATE_PER_CHAT", default="10/minute")
+# Proxies (load balancer, nginx) in front of the web processes, each adding to X-Forwarded-For:
+# the client address is the entry the nearest of them added. 0: REMOTE_ADDR, and a client's own
+# X-Forwarded-For is ignored (else it could dodge the per-IP limits by inventing addresses).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # --- services --------------------------------------------------------------------------------
 
@@ -169,6 +228,16 @@ REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 MONGO_URL = env("MONGO_URL", default="mongodb://127.0.0.1:27017")
 MONGO_DB = env("MONGO_DB", default="mairror")
 ML_WEIGHTS_DIR = _path_from_env("ML_WEIGHTS_DIR", BASE_DIR / "ml" / "weights")
+# The rate limits' counters (apps.predictions.throttling), shared by every process. Short
+# timeouts: an unreachable Redis is noticed within a second and the limiter lets requests through.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "mairror-cache",  # apart from Celery's keys in the same database
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+}
 
 # --- Telegram bot ----------------------------------------------------------------------------
 
@@ -182,10 +251,44 @@ TELEGRAM_API_BASE = env("TELEGRAM_API_BASE", default="https://api.telegram.org")
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Pipeline tasks retry an unavailable service (MongoDB, Redis, SQL, storage) this many times,
+# 2, 4, 8 ... s apart (with jitter) but never more than the backoff max; then the upload fails
+# with a reason. The defaults wait up to about 8 minutes in all.
+UPLOAD_TASK_MAX_RETRIES = env.int("UPLOAD_TASK_MAX_RETRIES", default=8)
+UPLOAD_TASK_RETRY_BACKOFF_MAX = env.int("UPLOAD_TASK_RETRY_BACKOFF_MAX", default=300)
 # Redis hands a task whose worker vanished (killed, machine lost) to another worker after this
-# many seconds. It must exceed the longest retry countdown (UploadTask.retry_backoff_max, 300 s),
-# or countdown retries would be delivered twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900)}
+# many seconds. It must exceed the longest retry countdown (UPLOAD_TASK_RETRY_BACKOFF_MAX),
+# or countdown retries would be delivered twice. The socket timeouts and the publish retries
+# below bound how long a web request that queues work blocks on an unreachable Redis (measured:
+# 0.5 s when it is stopped, under 9 s when it hangs), so it answers 503 instead of hanging.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900),
+    "socket_connect_timeout": 2,
+    "socket_timeout": 2,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
+# The sweeper (apps.predictions.tasks.requeue_stuck_uploads, run by Celery beat) sends uploads
+# stuck for longer than STUCK_UPLOAD_MINUTES through the pipeline again. That timeout (20 min)
+# is longer than the visibility timeout (15 min), so the broker's own redelivery of a dead
+# worker's task comes first and the sweeper only catches what the broker lost (a publish that
+# never happened, a Redis that lost its data); and longer than the task retries above (about
+# 8 min), which do not touch the upload. A duplicate sent anyway is harmless: tasks are
+# idempotent. A sweep expires after one period, so sweeps do not pile up while no worker runs.
+SWEEP_STUCK_UPLOADS_SECONDS = env.int("SWEEP_STUCK_UPLOADS_SECONDS", default=300)
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stuck-uploads": {
+        "task": "apps.predictions.tasks.requeue_stuck_uploads",
+        "schedule": SWEEP_STUCK_UPLOADS_SECONDS,
+        "options": {"expires": SWEEP_STUCK_UPLOADS_SECONDS},
+    },
+    # Photos and faces past RETENTION_DAYS, unless kept for training (apps.predictions.services).
+    "delete-expired-uploads": {
+        "task": "apps.predictions.tasks.delete_expired_uploads",
+        "schedule": 24 * 3600,
+        "options": {"expires": 24 * 3600},
+    },
+}
 # Chains pass results inside the next task's message; nothing reads a result backend.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
@@ -220,6 +323,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.predictions.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -227,6 +331,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Age and gender, with boxes and honest confidence, for every face in a photo.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies get their own components: the photo is then a binary file, not a URI string.
+    "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     # Served from this app, not a CDN: self-hosted installs may have no internet access.
@@ -239,8 +345,15 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Secrets (the bot token, the webhook secret, API keys) are cut out of every record that
+    # reaches the console, and out of httpx's at the source: the Celery worker replaces the
+    # root logger's handlers with its own, but keeps the loggers' filters.
+    "filters": {"redact_secrets": {"()": "mairror.log_filters.RedactSecrets"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     # httpx logs every request's URL at INFO, and Bot API URLs contain the bot's token.
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "loggers": {
+        "httpx": {"level": "WARNING", "filters": ["redact_secrets"]},
+        "httpcore": {"level": "WARNING", "filters": ["redact_secrets"]},
+    },
 }

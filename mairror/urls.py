@@ -1,3 +1,4 @@
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
@@ -15,7 +16,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include("apps.predictions.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # Swagger UI's stylesheet draws its icons as data: URIs; no other page may load those.
+    path("api/docs/", csp_update({"img-src": "data:"})(SpectacularSwaggerView.as_view(url_name="schema")), name="docs"),
     path("telegram/", include("apps.telegram.urls")),
     path("admin/", admin.site.urls),
     path("", include("apps.web.urls")),

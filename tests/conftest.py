@@ -41,6 +41,12 @@ def stores(services_dir, tmp_path_factory):
         MONGO_URL=mongo_service.url,
         MONGO_DB=TEST_MONGO_DB,
         MEDIA_ROOT=str(tmp_path_factory.mktemp("media")),
+        CACHES={"default": {**settings.CACHES["default"], "LOCATION": redis_service.url}},
+        # Every test client comes from 127.0.0.1: no limits, except where a test sets its own.
+        UPLOAD_RATE_PER_KEY=None,
+        UPLOAD_RATE_PER_IP=None,
+        PAGE_UPLOAD_RATE_PER_IP=None,
+        TELEGRAM_RATE_PER_CHAT=None,
     )
     overrides.enable()
     celery_app.conf.broker_url = redis_service.url

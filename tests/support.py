@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -75,6 +77,27 @@ def app_env(**extra: str) -> dict[str, str]:
         "DJANGO_SECRET_KEY": "test-secret-key-for-subprocesses",
         **extra,
     }
+
+
+@contextmanager
+def celery_publishing_to(url: str) -> Iterator[None]:
+    """This process's Celery app publishing to another broker (say, one that is down), then back.
+
+    The pools are dropped as Celery itself does after a fork, so the next publish connects afresh.
+    """
+    from mairror import celery_app
+
+    def point_at(broker_url: str) -> None:
+        celery_app.conf.broker_url = broker_url
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    previous = celery_app.conf.broker_url
+    point_at(url)
+    try:
+        yield
+    finally:
+        point_at(previous)
 
 
 def wait_until_finished(upload_id, timeout: float = PIPELINE_TIMEOUT_SECONDS) -> Upload:

@@ -112,6 +112,28 @@ def test_s3_answers_boto3_and_stops(tmp_path):
     assert_gone(service)
 
 
+def test_a_worker_with_beat_sends_the_stuck_upload_sweeper_on_schedule(tmp_path):
+    """What ``make run`` starts: one worker that also runs Celery beat, its state in the given file."""
+    broker = devstack.start_redis(tmp_path / "redis")
+    schedule = tmp_path / "celerybeat-schedule"
+    env = {
+        "REDIS_URL": broker.url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "SWEEP_STUCK_UPLOADS_SECONDS": "1",
+    }
+    try:
+        worker = devstack.start_worker(env, log_file=tmp_path / "worker.log", beat_schedule=schedule)
+        try:
+            sent = eventually(lambda: "Sending due task requeue-stuck-uploads" in worker.log_tail(200), timeout=60)
+            assert sent, worker.log_tail()
+        finally:
+            worker.stop()
+    finally:
+        broker.stop()
+    assert_gone(worker)
+    assert list(tmp_path.glob("celerybeat-schedule*"))
+
+
 def test_requested_port_is_used(tmp_path):
     port = devstack.free_port()
     service = devstack.start_redis(tmp_path, port=port)

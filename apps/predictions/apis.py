@@ -17,6 +17,7 @@ from apps.predictions.serializers import (
     PredictionWaitInputSerializer,
 )
 from apps.predictions.services import prediction_delete, prediction_request
+from apps.predictions.throttling import UploadRatePerIp, UploadRatePerKey
 from apps.uploads.images import reject_oversized
 from apps.uploads.models import Upload
 
@@ -37,6 +38,7 @@ ERROR_RESPONSE = inline_serializer(
 class PredictionListCreateApi(APIView):
     parser_classes = [MultiPartParser]
     pagination_class = PageNumberPagination
+    throttle_classes = [UploadRatePerKey, UploadRatePerIp]  # POSTs only: reading is not limited
 
     @extend_schema(
         tags=["predictions"],
@@ -49,6 +51,8 @@ class PredictionListCreateApi(APIView):
             401: ERROR_RESPONSE,
             413: ERROR_RESPONSE,
             415: ERROR_RESPONSE,
+            429: ERROR_RESPONSE,
+            503: ERROR_RESPONSE,
         },
     )
     def post(self, request):
@@ -59,7 +63,6 @@ class PredictionListCreateApi(APIView):
         upload = prediction_request(
             image=serializer.validated_data["image"], channel=Upload.Channel.API, owner=request.auth
         )
-        upload.refresh_from_db(fields=["status"])  # failed already if the queue was unreachable
         url = request.build_absolute_uri(reverse("predictions:detail", args=[upload.pk]))
         data = PredictionCreatedSerializer({"id": upload.pk, "status": upload.status, "url": url}).data
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
@@ -68,7 +71,7 @@ class PredictionListCreateApi(APIView):
         tags=["predictions"],
         operation_id="predictions_list",
         summary="List your predictions, newest first",
-        responses={200: PredictionSerializer(many=True), 401: ERROR_RESPONSE},
+        responses={200: PredictionSerializer(many=True), 401: ERROR_RESPONSE, 404: ERROR_RESPONSE},  # 404: no such page
     )
     def get(self, request):
         paginator = self.pagination_class()

@@ -4,16 +4,22 @@ import csv
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from itertools import groupby
 from pathlib import Path
 
+import botocore.exceptions
 import kombu.exceptions
 import numpy as np
 import redis.exceptions
 from celery import chain
+from django.conf import settings
 from django.core.files import File
 from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 from PIL import Image
 from rest_framework_api_key.models import APIKey
 
@@ -22,9 +28,17 @@ from apps.faces.selectors import face_crops_get
 from apps.faces.services import face_documents_delete, face_documents_record_estimates
 from apps.predictions.models import FacePrediction, PredictionReview
 from apps.predictions.selectors import reviewed_faces
+from apps.telegram.models import TelegramUpdate
 from apps.uploads.models import Upload
 from apps.uploads.selectors import upload_get, upload_read_image
-from apps.uploads.services import upload_create, upload_delete, upload_fail, upload_finish
+from apps.uploads.services import (
+    UNFINISHED,
+    upload_create,
+    upload_delete,
+    upload_fail,
+    upload_finish,
+    upload_mark_requeued,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +46,10 @@ logger = logging.getLogger(__name__)
 EXPORT_CROP_SIZE = 200
 EXPORT_GENDER_CODES = {FacePrediction.Gender.MALE: 0, FacePrediction.Gender.FEMALE: 1}  # as in UTKFace
 QUEUE_UNAVAILABLE = "The photo could not be queued for analysis. Please try again later."
+STORAGE_UNAVAILABLE = "The photo could not be stored. Please try again later."
+STUCK_TOO_OFTEN = "The analysis did not finish after several attempts. Please send the photo again."
+BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError)
+STORAGE_ERRORS = (OSError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 # What a redelivered estimation overwrites on an existing (upload, face_index) row.
 RESULT_FIELDS = [
     "mongo_face_id",
@@ -51,21 +69,37 @@ RESULT_FIELDS = [
 ]
 
 
+class PredictionUnavailable(Exception):
+    """File storage or the broker is down. Nothing of the photo was kept, so sending it again later is safe."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
 def prediction_request(*, image: File, channel: str, owner: APIKey | None = None) -> Upload:
     """Accept a photo and, once its row is committed, queue its analysis.
 
-    Raises ``apps.uploads.images.UploadRejected`` for files we do not accept.
+    Raises ``apps.uploads.images.UploadRejected`` for files we do not accept, and
+    ``PredictionUnavailable`` when the photo cannot be stored or queued: no row and no file
+    are left behind then (inside an outer transaction the queueing, and so this error, comes
+    when that one commits).
     """
-    with transaction.atomic():
-        upload = upload_create(image=image, channel=channel, owner=owner)
-        transaction.on_commit(partial(prediction_pipeline_start, upload_id=upload.pk))
+    try:
+        with transaction.atomic():
+            upload = upload_create(image=image, channel=channel, owner=owner)
+            transaction.on_commit(partial(_pipeline_start_or_discard, upload_id=upload.pk))
+    except STORAGE_ERRORS as error:
+        logger.exception("could not store a photo")
+        raise PredictionUnavailable(STORAGE_UNAVAILABLE) from error
     return upload
 
 
 def prediction_pipeline_start(*, upload_id) -> None:
     """Send detect_faces -> predict_ages; the face ids travel from one to the other in the broker.
 
-    When the broker cannot be reached the upload fails at once rather than waiting for ever.
+    Raises ``PredictionUnavailable`` when the broker cannot be reached within the bounded publish
+    retries (settings ``CELERY_TASK_PUBLISH_RETRY_POLICY``), rather than blocking for ever.
     """
     # Imported here: the task modules import this one.
     from apps.faces.tasks import detect_faces
@@ -73,9 +107,21 @@ def prediction_pipeline_start(*, upload_id) -> None:
 
     try:
         chain(detect_faces.s(str(upload_id)), predict_ages.s(str(upload_id))).apply_async()
-    except (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError):
-        logger.exception("could not queue upload %s", upload_id)
-        upload_fail(upload_id=upload_id, reason=QUEUE_UNAVAILABLE)
+    except BROKER_ERRORS as error:
+        logger.warning("could not queue upload %s: %s", upload_id, error)
+        raise PredictionUnavailable(QUEUE_UNAVAILABLE) from error
+
+
+def _pipeline_start_or_discard(*, upload_id) -> None:
+    """Queue a new upload; if the broker is down, delete it again (file and row): the client is told
+    to send it later, and a photo kept unanalysed would only be found by the sweeper minutes later."""
+    try:
+        prediction_pipeline_start(upload_id=upload_id)
+    except PredictionUnavailable:
+        upload = upload_get(upload_id=upload_id)
+        if upload is not None:
+            upload_delete(upload=upload)
+        raise
 
 
 def predictions_estimate(*, face_ids: list[str], upload_id) -> None:
@@ -152,8 +198,10 @@ def prediction_review_create(
 ) -> PredictionReview:
     """Record a reviewer's verdict on a face, leaving the prediction as the model made it.
 
-    Without ``age`` and ``gender`` the reviewer confirms the prediction (its age rounded to years).
-    Raises ``django.core.exceptions.ValidationError`` for an impossible age or an unknown gender.
+    A reviewed face is training data: its upload is kept past the retention period (an admin
+    may stop keeping it). Without ``age`` and ``gender`` the reviewer confirms the prediction
+    (its age rounded to years). Raises ``django.core.exceptions.ValidationError`` for an
+    impossible age or an unknown gender.
     """
     predicted_age = round(prediction.age_value)
     age = predicted_age if age is None else age
@@ -166,7 +214,9 @@ def prediction_review_create(
         confirmed=(age, gender) == (predicted_age, prediction.gender_label),
     )
     review.full_clean()
-    review.save()
+    with transaction.atomic():
+        review.save()
+        uploads_keep_for_training(uploads=Upload.objects.filter(pk=prediction.upload_id), keep=True)
     return review
 
 
@@ -214,3 +264,78 @@ def dataset_split(*, face_id: str) -> str:
     """train, val or test (80/10/10) from a hash of the face id: the same face always lands in the same split."""
     bucket = int(hashlib.sha256(face_id.encode()).hexdigest(), 16) % 10
     return "train" if bucket < 8 else "val" if bucket == 8 else "test"
+
+
+def uploads_requeue_stuck() -> dict[str, int]:
+    """Send uploads pending or processing for longer than STUCK_UPLOAD_MINUTES through the pipeline again.
+
+    Catches work the broker lost: a process that died between committing an upload and queueing
+    it, a Redis that lost its data. Each requeue is counted on the upload; one stuck again after
+    MAX_UPLOAD_REQUEUES requeues fails with a reason instead. A duplicate of a task that was only
+    slow is harmless, the tasks are idempotent. Stops at the first publish that fails (the broker
+    is down: the next sweep tries again; that upload's requeue was counted all the same). Returns
+    how many uploads were requeued and failed.
+    """
+    stuck_before = timezone.now() - timedelta(minutes=settings.STUCK_UPLOAD_MINUTES)
+    stuck = Upload.objects.filter(status__in=UNFINISHED, updated_at__lt=stuck_before).order_by("updated_at")
+    counts = {"requeued": 0, "failed": 0}
+    most = settings.MAX_UPLOAD_REQUEUES
+    for upload_id, requeue_count in stuck.values_list("pk", "requeue_count"):
+        if requeue_count >= most:
+            counts["failed"] += upload_fail(upload_id=upload_id, reason=STUCK_TOO_OFTEN)
+            continue
+        # Counted first and only if no other sweep or task touched it since: never sent twice by two sweeps.
+        if not upload_mark_requeued(upload_id=upload_id, requeue_count=requeue_count, stuck_before=stuck_before):
+            continue
+        try:
+            prediction_pipeline_start(upload_id=upload_id)
+        except PredictionUnavailable:
+            break
+        logger.warning("upload %s was stuck: requeue %d of at most %d", upload_id, requeue_count + 1, most)
+        counts["requeued"] += 1
+    return counts
+
+
+# --- privacy: keeping, expiring, revoking ------------------------------------------------------
+
+
+def uploads_keep_for_training(*, uploads: QuerySet[Upload], keep: bool) -> int:
+    """Keep these uploads past the retention period (``keep``), or let it delete them again."""
+    return uploads.update(kept_for_training=keep)
+
+
+@dataclass(frozen=True)
+class ExpiredDataDeleted:
+    uploads: int
+    kept_for_training: int  # old enough, but kept
+    telegram_updates: int
+
+
+def expired_data_delete() -> ExpiredDataDeleted:
+    """Delete what is older than RETENTION_DAYS: uploads (photo, face documents, rows) unless kept for
+    training, and the Telegram updates that tie chats to messages (kept uploads lose that tie).
+
+    Idempotent, and safe beside the pipeline: a photo deleted mid-analysis is cleaned up by it.
+    """
+    cutoff = timezone.now() - timedelta(days=settings.RETENTION_DAYS)
+    old = Upload.objects.filter(created_at__lt=cutoff)
+    deleted = 0
+    for upload in old.filter(kept_for_training=False).iterator():
+        prediction_delete(upload=upload)
+        deleted += 1
+    updates, _ = TelegramUpdate.objects.filter(received_at__lt=cutoff).delete()
+    result = ExpiredDataDeleted(
+        uploads=deleted, kept_for_training=old.filter(kept_for_training=True).count(), telegram_updates=updates
+    )
+    logger.info("retention (%s days): %s", settings.RETENTION_DAYS, result)
+    return result
+
+
+def api_keys_revoke(*, name_or_prefix: str) -> list[APIKey]:
+    """Revoke the key with this prefix, or every key with this name; returns those newly revoked.
+
+    Revoking cannot be undone. The keys stay, with what they uploaded: a revoked key gets 401.
+    """
+    keys = list(APIKey.objects.filter(Q(prefix=name_or_prefix) | Q(name=name_or_prefix), revoked=False))
+    APIKey.objects.filter(pk__in=[key.pk for key in keys]).update(revoked=True)
+    return keys

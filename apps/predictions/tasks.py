@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from apps.predictions.services import predictions_estimate
+from apps.predictions.services import expired_data_delete, predictions_estimate, uploads_requeue_stuck
 from apps.uploads.tasks import UploadTask
 
 
@@ -8,3 +8,15 @@ from apps.uploads.tasks import UploadTask
 def predict_ages(face_ids: list[str], upload_id: str) -> None:
     """Second pipeline step (queue ``ml``). ``face_ids`` comes first: a Celery chain prepends the previous result."""
     predictions_estimate(face_ids=face_ids, upload_id=upload_id)
+
+
+@shared_task
+def requeue_stuck_uploads() -> dict[str, int]:
+    """The sweeper, every SWEEP_STUCK_UPLOADS_SECONDS from Celery beat (``CELERY_BEAT_SCHEDULE``)."""
+    return uploads_requeue_stuck()
+
+
+@shared_task
+def delete_expired_uploads() -> None:
+    """Daily (``CELERY_BEAT_SCHEDULE``): photos and faces past RETENTION_DAYS, unless kept for training."""
+    expired_data_delete()

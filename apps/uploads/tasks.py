@@ -8,6 +8,7 @@ import kombu.exceptions
 import pymongo.errors
 import redis.exceptions
 from celery import Task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from apps.uploads.services import upload_fail
@@ -36,16 +37,16 @@ INTERNAL_FAILURE = "The photo could not be analysed because of an internal error
 class UploadTask(Task):
     """Base class of tasks that take an ``upload_id``.
 
-    Infrastructure errors are retried (2, 4, 8 ... s, up to 5 minutes apart); when the retries
-    run out, or on any other error, the upload is marked failed so that it never stays
-    "processing" for ever.
+    Infrastructure errors are retried (2, 4, 8 ... s apart, at most UPLOAD_TASK_RETRY_BACKOFF_MAX,
+    UPLOAD_TASK_MAX_RETRIES times); when the retries run out, or on any other error, the upload
+    is marked failed so that it never stays "processing" for ever.
     """
 
     autoretry_for = INFRASTRUCTURE_ERRORS
     retry_backoff = 2
-    retry_backoff_max = 300
+    retry_backoff_max = settings.UPLOAD_TASK_RETRY_BACKOFF_MAX
     retry_jitter = True
-    max_retries = 8
+    max_retries = settings.UPLOAD_TASK_MAX_RETRIES
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         upload_id = inspect.signature(self.run).bind(*args, **kwargs).arguments["upload_id"]

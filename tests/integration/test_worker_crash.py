@@ -1,5 +1,5 @@
-"""A worker killed in the middle of an analysis loses nothing: its task goes to another worker
-(late acknowledgement), which finishes the upload without duplicating anything."""
+"""A worker killed in the middle of an analysis loses nothing: its task and those waiting in the queue go
+to another worker (late acknowledgement), which finishes every upload without duplicating anything."""
 
 import time
 
@@ -25,27 +25,39 @@ def wait_for_status(upload_id, status: str, timeout: float = 300) -> None:
         time.sleep(0.1)
 
 
-def test_task_of_a_killed_worker_is_finished_by_another(model_weights, services_dir, one_face_jpeg, faces):
+def test_tasks_of_a_killed_worker_are_finished_by_another_none_twice(
+    model_weights, services_dir, one_face_jpeg, two_faces_jpeg, faces
+):
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
     env = app_env(CELERY_VISIBILITY_TIMEOUT=VISIBILITY_TIMEOUT)
     api = make_client("crash")[0]
+    photos = [one_face_jpeg, two_faces_jpeg, one_face_jpeg, two_faces_jpeg]
+    expected_faces = [1, 2, 1, 2]
 
     doomed = devstack.start_worker(env, log_file=services_dir / "doomed-worker.log")
     try:
-        response = api.post("/api/v1/predictions", {"image": photo_file(one_face_jpeg)}, format="multipart")
-        upload_id = response.json()["id"]
-        wait_for_status(upload_id, Upload.Status.PROCESSING)
-        doomed.kill()  # SIGKILL, mid-task: nothing is acknowledged
+        upload_ids = [
+            api.post("/api/v1/predictions", {"image": photo_file(photo)}, format="multipart").json()["id"]
+            for photo in photos
+        ]
+        wait_for_status(upload_ids[0], Upload.Status.PROCESSING)
+        doomed.kill()  # SIGKILL, mid-task: nothing is acknowledged, three more wait in the queue
     finally:
         doomed.stop()
-    assert Upload.objects.get(pk=upload_id).status == Upload.Status.PROCESSING
+    assert Upload.objects.get(pk=upload_ids[0]).status == Upload.Status.PROCESSING
 
     rescuer = devstack.start_worker(env, log_file=services_dir / "rescuer-worker.log")
     try:
-        upload = wait_until_finished(upload_id)
+        uploads = [wait_until_finished(upload_id) for upload_id in upload_ids]
     finally:
         rescuer.stop()
 
-    assert upload.status == Upload.Status.DONE, upload.failure_reason
-    assert FacePrediction.objects.filter(upload=upload).count() == 1
-    assert faces.count_documents({"upload_id": upload_id}) == 1
+    assert Upload.objects.count() == len(photos)  # no upload duplicated
+    for upload, count in zip(uploads, expected_faces, strict=True):
+        assert upload.status == Upload.Status.DONE, upload.failure_reason
+        rows = FacePrediction.objects.filter(upload=upload)
+        assert sorted(rows.values_list("face_index", flat=True)) == list(range(count))
+        documents = list(faces.find({"upload_id": str(upload.pk)}, {"face_index": 1}))
+        assert sorted(document["face_index"] for document in documents) == list(range(count))
+        # Each row points at its own face document: none was made twice and left behind.
+        assert {row.mongo_face_id for row in rows} == {str(document["_id"]) for document in documents}

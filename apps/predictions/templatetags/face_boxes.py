@@ -12,14 +12,18 @@ LABEL_INSIDE_BELOW_TOP = 0.08
 def face_box(face, upload) -> dict:
     """The box of ``face`` in percent of the upright photo, so it stays on the face at any displayed size.
 
-    Returns ``{"style": CSS, "label_inside": bool}``; boxes reaching past the photo's edges are clipped.
+    Returns ``{"x", "y", "width", "height": "12.345%", "label_inside": bool}``, SVG geometry rather
+    than a style attribute, which the Content-Security-Policy forbids; boxes reaching past the
+    photo's edges are clipped.
     """
     left = min(max(face.box_x, 0), upload.width)
     top = min(max(face.box_y, 0), upload.height)
     right = min(max(face.box_x + face.box_width, left), upload.width)
     bottom = min(max(face.box_y + face.box_height, top), upload.height)
-    style = (
-        f"left:{100 * left / upload.width:.3f}%;top:{100 * top / upload.height:.3f}%;"
-        f"width:{100 * (right - left) / upload.width:.3f}%;height:{100 * (bottom - top) / upload.height:.3f}%"
-    )
-    return {"style": style, "label_inside": top / upload.height < LABEL_INSIDE_BELOW_TOP}
+    return {
+        "x": f"{100 * left / upload.width:.3f}%",
+        "y": f"{100 * top / upload.height:.3f}%",
+        "width": f"{100 * (right - left) / upload.width:.3f}%",
+        "height": f"{100 * (bottom - top) / upload.height:.3f}%",
+        "label_inside": top / upload.height < LABEL_INSIDE_BELOW_TOP,
+    }

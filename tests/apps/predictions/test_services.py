@@ -13,7 +13,7 @@ from apps.uploads.models import Upload
 from apps.uploads.services import upload_create, upload_start_processing
 from mairror import devstack
 from mairror.settings import BASE_DIR
-from tests.support import app_env, make_face
+from tests.support import app_env, make_face, stored_files
 
 
 @pytest.fixture
@@ -61,18 +61,35 @@ def test_faces_of_an_upload_deleted_during_analysis_are_removed(db, faces):
     assert faces.count_documents({"upload_id": upload_id}) == 0
 
 
-def test_upload_fails_at_once_when_the_queue_is_unreachable(transactional_db, one_face_jpeg):
+def test_an_unreachable_queue_keeps_nothing_and_says_so(transactional_db, stores, one_face_jpeg):
     """In a subprocess, since this process's Celery connection pool points at the live Redis."""
-    upload = upload_create(image=SimpleUploadedFile("a.jpg", one_face_jpeg), channel=Upload.Channel.API)
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
+        import sys, time
         import django
         django.setup()
-        from apps.predictions.services import prediction_pipeline_start
-        prediction_pipeline_start(upload_id="{upload.pk}")
+        from django.core.files.uploadedfile import SimpleUploadedFile
+        from apps.predictions.services import PredictionUnavailable, prediction_request
+        started = time.monotonic()
+        try:
+            prediction_request(image=SimpleUploadedFile("a.jpg", sys.stdin.buffer.read()), channel="api")
+        except PredictionUnavailable as error:
+            print(f"{error.message} {time.monotonic() - started:.1f}")
     """)
     env = app_env(REDIS_URL=f"redis://127.0.0.1:{devstack.free_port()}/0", DJANGO_SETTINGS_MODULE="mairror.settings")
+    files_before = stored_files()
 
-    subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=env, check=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        input=one_face_jpeg,
+        capture_output=True,
+        cwd=BASE_DIR,
+        env=env,
+        check=True,
+        timeout=120,
+    )
 
-    upload.refresh_from_db()
-    assert (upload.status, upload.failure_reason) == (Upload.Status.FAILED, QUEUE_UNAVAILABLE)
+    message, seconds = result.stdout.decode().strip().rsplit(" ", 1)
+    assert message == QUEUE_UNAVAILABLE
+    assert float(seconds) < 10  # bounded publish retries: a request never hangs on the broker
+    assert not Upload.objects.exists()
+    assert stored_files() == files_before
