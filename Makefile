@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || { \
 		$(PYTHON) -m venv --clear --without-pip $(VENV) && \
 		$(PYTHON) -m pip --python $(VENV)/bin/python install pip; }
-	$(VENV)/bin/python -m pip install --upgrade pip
+	@# setuptools: the venv module still seeds 65.5, which has known vulnerabilities (make audit).
+	$(VENV)/bin/python -m pip install --upgrade pip "setuptools>=83"
 	$(VENV)/bin/python -m pip install -e '.[dev]'
 	touch $(STAMP)
 

@@ -1,6 +1,7 @@
 """The dependency audit: a known vulnerable pin is reported, offline too, and an audit that checked nothing fails."""
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -88,6 +89,40 @@ def test_a_known_vulnerable_pin_is_reported_offline(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     assert "PYSEC-2025-13" in result.stdout and "4.2.20" in result.stdout
     assert "OFFLINE" in result.stderr
+
+
+def test_the_snapshot_holds_well_formed_records_with_provenance(audit):
+    snapshot = json.loads(audit.SNAPSHOT.read_text())
+    ids = [vuln["id"] for vuln in snapshot["vulns"]]
+    provenance = {entry["id"]: entry for entry in snapshot["provenance"]}
+
+    assert len(ids) == len(set(ids))
+    assert set(provenance) <= set(ids)
+    assert len(provenance) == len(ids) - 6  # the first six records predate the per-record list
+    assert all(
+        entry["repository"] and entry["path"].endswith(".yaml") and entry["commit"] for entry in provenance.values()
+    )
+    for vuln in snapshot["vulns"]:
+        assert "withdrawn" not in vuln, vuln["id"]
+        assert vuln.get("summary") or vuln.get("details"), vuln["id"]
+        for affected in vuln["affected"]:
+            assert affected["package"]["ecosystem"] == "PyPI"
+            ranges = [r for r in affected["ranges"] if r["type"] == "ECOSYSTEM"]
+            assert ranges, vuln["id"]
+            for event in (event for r in ranges for event in r["events"]):
+                [(kind, version)] = event.items()
+                assert kind in {"introduced", "fixed", "last_affected"}, vuln["id"]
+                Version(version)  # the local endpoint compares them: each must parse
+
+
+def test_old_pins_of_other_packages_are_reported_offline(tmp_path):
+    pins = ["urllib3==1.26.4", "jinja2==2.10", "keras==3.13.0", "setuptools==65.5.0", "pillow==12.2.0"]
+    result = run_audit("-r", requirements(tmp_path, *pins), *PINNED)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    for vuln_id in ("PYSEC-2021-108", "PYSEC-2019-217", "PYSEC-2026-2546", "PYSEC-2022-43012", "PYSEC-2026-3493"):
+        assert vuln_id in result.stdout
+    assert "5 packages queried; 5 have advisories in the snapshot" in result.stderr
 
 
 def test_an_offline_pass_says_what_it_did_not_check(tmp_path):
