@@ -11,8 +11,8 @@ export PIP_NO_INPUT := 1
 
 venv: $(STAMP)
 
-# Reinstalls whenever pyproject.toml changes; the stamp is only written after a full success.
-$(STAMP): pyproject.toml
+# Reinstalls whenever pyproject.toml or this file changes; the stamp is only written after a full success.
+$(STAMP): pyproject.toml Makefile
 	@# Without the python3-venv package there is no ensurepip: fall back to the system pip.
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || { \
 		$(PYTHON) -m venv --clear --without-pip $(VENV) && \
