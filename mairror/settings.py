@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import environ
+from botocore.config import Config
+from celery.schedules import crontab
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
@@ -171,6 +173,9 @@ MEDIA_ROOT = _path_from_env("MEDIA_ROOT", VAR_DIR / "media")
 MEDIA_URL = "media/"
 
 AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME", default="")
+# botocore waits 60 s per attempt by default: an S3 that stops answering would hold an upload
+# request until gunicorn kills it. Bounded, the client gets a 503 with Retry-After instead.
+AWS_S3_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 2})
 if AWS_STORAGE_BUCKET_NAME:
     # django-storages reads the AWS_* settings; objects stay private (signed URLs only).
     AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL", default=None)
@@ -206,7 +211,8 @@ DETECTION_MAX_SHORT_SIDE = env.int("DETECTION_MAX_SHORT_SIDE", default=400)
 
 # Photos and faces are deleted this many days after upload, unless a reviewer kept them for training.
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=30)
-# An upload pending or processing for longer than this is requeued by the sweeper ...
+# An upload pending or processing for longer than this is requeued by the sweeper (while the ml
+# queue holds messages, only one not waiting in it: see apps.predictions.services) ...
 STUCK_UPLOAD_MINUTES = env.int("STUCK_UPLOAD_MINUTES", default=20)
 # ... at most this many times, then it fails with a reason.
 MAX_UPLOAD_REQUEUES = env.int("MAX_UPLOAD_REQUEUES", default=3)
@@ -256,6 +262,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # with a reason. The defaults wait up to about 8 minutes in all.
 UPLOAD_TASK_MAX_RETRIES = env.int("UPLOAD_TASK_MAX_RETRIES", default=8)
 UPLOAD_TASK_RETRY_BACKOFF_MAX = env.int("UPLOAD_TASK_RETRY_BACKOFF_MAX", default=300)
+# Detection claims an upload once per run: the first, each retry, each sweeper requeue. More
+# claims than that mean the broker redelivered it after its worker died (acks_late +
+# reject_on_worker_lost): a photo that kills the worker (out of memory, a crash in a decoder)
+# would come back for ever. Past this many claims it fails with a reason instead. The default is
+# one above the legitimate claims (1 + the retries + MAX_UPLOAD_REQUEUES), so a single lost
+# worker is also forgiven.
+MAX_PROCESSING_ATTEMPTS = env.int("MAX_PROCESSING_ATTEMPTS", default=UPLOAD_TASK_MAX_RETRIES + MAX_UPLOAD_REQUEUES + 2)
 # Redis hands a task whose worker vanished (killed, machine lost) to another worker after this
 # many seconds. It must exceed the longest retry countdown (UPLOAD_TASK_RETRY_BACKOFF_MAX),
 # or countdown retries would be delivered twice. The socket timeouts and the publish retries
@@ -283,9 +296,11 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": SWEEP_STUCK_UPLOADS_SECONDS},
     },
     # Photos and faces past RETENTION_DAYS, unless kept for training (apps.predictions.services).
+    # At a time of day, not "every 24 h": beat's schedule file may not outlive its container
+    # (docker-compose), and an interval starts again from each restart.
     "delete-expired-uploads": {
         "task": "apps.predictions.tasks.delete_expired_uploads",
-        "schedule": 24 * 3600,
+        "schedule": crontab(hour=3, minute=30),
         "options": {"expires": 24 * 3600},
     },
 }
@@ -346,14 +361,19 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # Secrets (the bot token, the webhook secret, API keys) are cut out of every record that
-    # reaches the console, and out of httpx's at the source: the Celery worker replaces the
-    # root logger's handlers with its own, but keeps the loggers' filters.
+    # reaches the console handler, whichever logger made it; the Celery worker and beat replace
+    # it with their own handlers, and mairror.celery puts the same filter on those.
     "filters": {"redact_secrets": {"()": "mairror.log_filters.RedactSecrets"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    # httpx logs every request's URL at INFO, and Bot API URLs contain the bot's token.
     "loggers": {
+        # Without this, Django's own "console" handler (DEFAULT_LOGGING, no redaction) stays on
+        # "django" and prints its records a second time when DEBUG is on: they go to the root's.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # httpx logs every request's URL at INFO, and Bot API URLs contain the bot's token: its
+        # records are redacted at the source too, for any handler besides ours (it has no children;
+        # httpcore has, and a logger's filter never sees their records: its handlers do it).
         "httpx": {"level": "WARNING", "filters": ["redact_secrets"]},
-        "httpcore": {"level": "WARNING", "filters": ["redact_secrets"]},
+        "httpcore": {"level": "WARNING"},
     },
 }

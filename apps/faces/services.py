@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 UNREADABLE_IMAGE = "This file could not be read as a photo."
 MISSING_IMAGE = "The stored photo was not found. Please upload it again."
+TOO_MANY_ATTEMPTS = "This photo stopped the analysis several times and was set aside."
 DUPLICATE_KEY = 11000
 
 
@@ -33,12 +34,17 @@ def faces_detect(*, upload_id: str) -> list[str]:
 
     A crowd is cut to the MAX_FACES_PER_PHOTO largest faces, so that one photo cannot hold a worker
     for long; ``Upload.faces_found`` keeps how many there were. An upload that is gone or already
-    finished (a redelivered task) is left alone: returns [].
+    finished (a redelivered task) is left alone: returns []. So is one claimed more than
+    MAX_PROCESSING_ATTEMPTS times, after failing it: its tasks kept dying with their worker (a photo
+    that runs it out of memory or crashes a decoder), and the broker would redeliver it for ever.
     """
     from ml.images import UnreadableImageError, load_rgb
 
     upload = upload_start_processing(upload_id=upload_id)
     if upload is None:
+        return []
+    if upload.processing_attempts > settings.MAX_PROCESSING_ATTEMPTS:
+        upload_fail(upload_id=upload_id, reason=TOO_MANY_ATTEMPTS)
         return []
     started = time.perf_counter()
     try:

@@ -12,6 +12,7 @@ from apps.predictions.models import FacePrediction, PredictionReview
 from apps.uploads.models import Upload
 
 POLL_INTERVAL_SECONDS = 0.25
+ML_QUEUE = "ml"  # CELERY_TASK_ROUTES sends both pipeline steps there
 # An age interval this wide (in years) says nothing: its confidence is 0.
 UNINFORMATIVE_AGE_RANGE = 40.0
 
@@ -121,3 +122,20 @@ def uploads_per_day(*, days: int = 30) -> list[dict]:
     by_day = {row["day"]: row for row in rows}
     days_range = (first + datetime.timedelta(days=offset) for offset in range(days))
     return [by_day.get(day, {"day": day, "photos": 0, "faces": 0, "failed": 0}) for day in days_range]
+
+
+def ml_queue_length() -> int:
+    """Messages waiting on the pipeline's ``ml`` queue (not those a worker holds), read through kombu so
+    that any broker answers: Redis sums the queue's priority lists, AMQP reports the queue's ready count.
+
+    A queue that does not exist is empty (Redis deletes an empty list). Raises the broker's connection
+    errors (``kombu.exceptions.OperationalError``, redis-py's) when it cannot be reached within the
+    broker connection timeout.
+    """
+    from mairror import celery_app
+
+    with celery_app.connection_for_write() as connection:
+        try:
+            return connection.default_channel.queue_declare(queue=ML_QUEUE, passive=True).message_count
+        except connection.channel_errors:
+            return 0

@@ -18,7 +18,7 @@ from celery import chain
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from PIL import Image
 from rest_framework_api_key.models import APIKey
@@ -27,15 +27,17 @@ from apps.faces.pipeline import face_pipeline
 from apps.faces.selectors import face_crops_get
 from apps.faces.services import face_documents_delete, face_documents_record_estimates
 from apps.predictions.models import FacePrediction, PredictionReview
-from apps.predictions.selectors import reviewed_faces
+from apps.predictions.selectors import ml_queue_length, reviewed_faces
 from apps.telegram.models import TelegramUpdate
+from apps.uploads.images import CleanImage
 from apps.uploads.models import Upload
 from apps.uploads.selectors import upload_get, upload_read_image
 from apps.uploads.services import (
     UNFINISHED,
     upload_create,
     upload_delete,
-    upload_fail,
+    upload_discard,
+    upload_fail_if_stuck,
     upload_finish,
     upload_mark_requeued,
 )
@@ -77,8 +79,9 @@ class PredictionUnavailable(Exception):
         self.message = message
 
 
-def prediction_request(*, image: File, channel: str, owner: APIKey | None = None) -> Upload:
-    """Accept a photo and, once its row is committed, queue its analysis.
+def prediction_request(*, image: File | CleanImage, channel: str, owner: APIKey | None = None) -> Upload:
+    """Accept a photo (a file, or one ``clean_image`` already checked) and, once its row is committed,
+    queue its analysis.
 
     Raises ``apps.uploads.images.UploadRejected`` for files we do not accept, and
     ``PredictionUnavailable`` when the photo cannot be stored or queued: no row and no file
@@ -86,9 +89,10 @@ def prediction_request(*, image: File, channel: str, owner: APIKey | None = None
     when that one commits).
     """
     try:
-        with transaction.atomic():
-            upload = upload_create(image=image, channel=channel, owner=owner)
-            transaction.on_commit(partial(_pipeline_start_or_discard, upload_id=upload.pk))
+        # No transaction of its own: one would hold SQLite's write lock while the photo is decoded
+        # and stored. Outside a transaction on_commit runs at once, inside one when it commits.
+        upload = upload_create(image=image, channel=channel, owner=owner)
+        transaction.on_commit(partial(_pipeline_start_or_discard, upload_id=upload.pk))
     except STORAGE_ERRORS as error:
         logger.exception("could not store a photo")
         raise PredictionUnavailable(STORAGE_UNAVAILABLE) from error
@@ -120,7 +124,7 @@ def _pipeline_start_or_discard(*, upload_id) -> None:
     except PredictionUnavailable:
         upload = upload_get(upload_id=upload_id)
         if upload is not None:
-            upload_delete(upload=upload)
+            upload_discard(upload=upload)
         raise
 
 
@@ -198,10 +202,10 @@ def prediction_review_create(
 ) -> PredictionReview:
     """Record a reviewer's verdict on a face, leaving the prediction as the model made it.
 
-    A reviewed face is training data: its upload is kept past the retention period (an admin
-    may stop keeping it). Without ``age`` and ``gender`` the reviewer confirms the prediction
-    (its age rounded to years). Raises ``django.core.exceptions.ValidationError`` for an
-    impossible age or an unknown gender.
+    A reviewed face is training data: its upload is marked kept past the retention period, and
+    the retention skips it even if an admin stops keeping it. Without ``age`` and ``gender`` the
+    reviewer confirms the prediction (its age rounded to years). Raises
+    ``django.core.exceptions.ValidationError`` for an impossible age or an unknown gender.
     """
     predicted_age = round(prediction.age_value)
     age = predicted_age if age is None else age
@@ -272,17 +276,34 @@ def uploads_requeue_stuck() -> dict[str, int]:
     Catches work the broker lost: a process that died between committing an upload and queueing
     it, a Redis that lost its data. Each requeue is counted on the upload; one stuck again after
     MAX_UPLOAD_REQUEUES requeues fails with a reason instead. A duplicate of a task that was only
-    slow is harmless, the tasks are idempotent. Stops at the first publish that fails (the broker
-    is down: the next sweep tries again; that upload's requeue was counted all the same). Returns
-    how many uploads were requeued and failed.
+    slow is harmless, the tasks are idempotent.
+
+    While the ``ml`` queue holds messages (a backlog: uploads come faster than the workers analyse
+    them), uploads waiting in it are not stuck: pending ones, and processing ones whose detection
+    is done (their estimation step waits in that queue). Only the others can be stuck then; the
+    rest are looked at once the queue has drained. When the broker cannot be reached the sweep
+    ends at once (nothing could be requeued), and at the first publish that fails (the broker went
+    down: the next sweep tries again; that upload's requeue was counted all the same). Returns how
+    many uploads were requeued and failed.
     """
+    try:
+        backlog = ml_queue_length()
+    except BROKER_ERRORS as error:
+        logger.warning("stuck uploads not swept, the broker is unreachable: %s", error)
+        return {"requeued": 0, "failed": 0}
     stuck_before = timezone.now() - timedelta(minutes=settings.STUCK_UPLOAD_MINUTES)
     stuck = Upload.objects.filter(status__in=UNFINISHED, updated_at__lt=stuck_before).order_by("updated_at")
+    if backlog:
+        stuck = stuck.filter(status=Upload.Status.PROCESSING, faces_found__isnull=True)
     counts = {"requeued": 0, "failed": 0}
     most = settings.MAX_UPLOAD_REQUEUES
     for upload_id, requeue_count in stuck.values_list("pk", "requeue_count"):
         if requeue_count >= most:
-            counts["failed"] += upload_fail(upload_id=upload_id, reason=STUCK_TOO_OFTEN)
+            # Only if no task claimed it since it was found (as for a requeue below).
+            failed = upload_fail_if_stuck(
+                upload_id=upload_id, reason=STUCK_TOO_OFTEN, requeue_count=requeue_count, stuck_before=stuck_before
+            )
+            counts["failed"] += failed
             continue
         # Counted first and only if no other sweep or task touched it since: never sent twice by two sweeps.
         if not upload_mark_requeued(upload_id=upload_id, requeue_count=requeue_count, stuck_before=stuck_before):
@@ -309,25 +330,39 @@ class ExpiredDataDeleted:
     uploads: int
     kept_for_training: int  # old enough, but kept
     telegram_updates: int
+    failed: int = 0  # old enough, not kept, but could not be deleted (logged; the next run tries again)
 
 
 def expired_data_delete() -> ExpiredDataDeleted:
     """Delete what is older than RETENTION_DAYS: uploads (photo, face documents, rows) unless kept for
     training, and the Telegram updates that tie chats to messages (kept uploads lose that tie).
 
-    Idempotent, and safe beside the pipeline: a photo deleted mid-analysis is cleaned up by it.
+    An upload with a reviewed face is never deleted here, marked kept or not (its reviews are
+    training data). One that cannot be deleted (MongoDB or the storage failing) is logged and
+    counted, and the others are deleted all the same. Idempotent, and safe beside the pipeline:
+    a photo deleted mid-analysis is cleaned up by it.
     """
     cutoff = timezone.now() - timedelta(days=settings.RETENTION_DAYS)
-    old = Upload.objects.filter(created_at__lt=cutoff)
-    deleted = 0
-    for upload in old.filter(kept_for_training=False).iterator():
-        prediction_delete(upload=upload)
-        deleted += 1
     updates, _ = TelegramUpdate.objects.filter(received_at__lt=cutoff).delete()
+    old = Upload.objects.filter(created_at__lt=cutoff)
+    reviewed = Exists(PredictionReview.objects.filter(prediction__upload=OuterRef("pk")))
+    deleted = failed = 0
+    for upload in old.filter(~reviewed, kept_for_training=False).order_by("created_at").iterator():
+        try:
+            prediction_delete(upload=upload)
+        except Exception:
+            logger.exception("retention: could not delete upload %s", upload.pk)
+            failed += 1
+        else:
+            deleted += 1
     result = ExpiredDataDeleted(
-        uploads=deleted, kept_for_training=old.filter(kept_for_training=True).count(), telegram_updates=updates
+        uploads=deleted,
+        kept_for_training=old.filter(Q(kept_for_training=True) | reviewed).count(),
+        telegram_updates=updates,
+        failed=failed,
     )
-    logger.info("retention (%s days): %s", settings.RETENTION_DAYS, result)
+    log = logger.error if failed else logger.info
+    log("retention (%s days): %s", settings.RETENTION_DAYS, result)
     return result
 
 

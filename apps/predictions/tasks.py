@@ -1,3 +1,5 @@
+from dataclasses import asdict
+
 from celery import shared_task
 
 from apps.predictions.services import expired_data_delete, predictions_estimate, uploads_requeue_stuck
@@ -17,6 +19,10 @@ def requeue_stuck_uploads() -> dict[str, int]:
 
 
 @shared_task
-def delete_expired_uploads() -> None:
-    """Daily (``CELERY_BEAT_SCHEDULE``): photos and faces past RETENTION_DAYS, unless kept for training."""
-    expired_data_delete()
+def delete_expired_uploads() -> dict[str, int]:
+    """Daily (``CELERY_BEAT_SCHEDULE``): photos and faces past RETENTION_DAYS, unless kept for training.
+
+    Returns the counts, ``failed`` included: uploads that could not be deleted (each logged with
+    its error; the next run tries them again).
+    """
+    return asdict(expired_data_delete())

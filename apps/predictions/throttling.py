@@ -11,6 +11,7 @@ Client IPs are REMOTE_ADDR, or the X-Forwarded-For entry added by the nearest tr
 X-Forwarded-For is ignored, so it cannot pick a fresh address for every request.
 """
 
+import ipaddress
 import logging
 import math
 
@@ -63,7 +64,7 @@ class UploadRatePerIp(UploadRateThrottle):
     def get_cache_key(self, request, view) -> str | None:
         if request.method != "POST":
             return None
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+        return self.cache_format % {"scope": self.scope, "ident": client_network(self.get_ident(request))}
 
 
 class PageUploadRatePerIp(UploadRatePerIp):
@@ -81,6 +82,18 @@ class TelegramUploadRatePerChat(UploadRateThrottle):
 
     def get_cache_key(self, chat_id, view) -> str:
         return self.cache_format % {"scope": self.scope, "ident": chat_id}
+
+
+def client_network(address: str) -> str:
+    """What one client owns: its IPv4 address, or its IPv6 /64 (one network's hosts pick any address
+    in it, and privacy extensions rotate them), so that new addresses do not mean new limits."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return address
 
 
 def page_upload_wait(request) -> int | None:

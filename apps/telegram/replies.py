@@ -20,8 +20,9 @@ HELP = (
     "(up to {max_size}).\n\n"
     "Privacy: I keep the photos you send, the faces found in them and the estimates for {retention_days} "
     "days, or until you send /forget, which deletes all of it for this chat. The people who run this "
-    "bot can look at them to check the estimates, and faces they checked may be used to train the "
-    "model; /forget cannot take those out of a model already trained."
+    "bot can look at them to check the estimates. A photo with a face they checked may be kept longer, "
+    "to train the model: after {retention_days} days /forget no longer finds it, and it cannot take "
+    "anything out of a model already trained."
 )
 HINT = "Send me a photo (or an image file) and I will estimate the age and gender of every face in it. /help says more."
 NOT_AN_IMAGE = "That file is not an image. Send a photo, or an image file (JPEG, PNG, WebP, HEIC ...)."

@@ -19,7 +19,7 @@ from apps.telegram import replies
 from apps.telegram.bot_api import MAX_DOWNLOAD_BYTES, BotApi, BotApiError, DownloadTooLarge, bot_api
 from apps.telegram.models import TelegramUpdate
 from apps.telegram.selectors import telegram_chat_uploads, telegram_update_get
-from apps.uploads.images import UploadRejected, reject_oversized
+from apps.uploads.images import UploadRejected, clean_image, reject_oversized
 from apps.uploads.models import Upload
 from apps.uploads.selectors import upload_read_image
 
@@ -190,9 +190,11 @@ def _accept_image(api: BotApi, update: TelegramUpdate, image: IncomingImage) -> 
     except BotApiError as error:
         return replies.TOO_LARGE_FOR_TELEGRAM if "too big" in error.description else replies.NOT_DOWNLOADED
     try:
+        # Decoded before the transaction, which holds SQLite's write lock.
+        photo = clean_image(ContentFile(data, name="telegram"))
         # One transaction: the link exists before the analysis starts (on commit), so its end finds it.
         with transaction.atomic():
-            upload = prediction_request(image=ContentFile(data, name="telegram"), channel=Upload.Channel.TELEGRAM)
+            upload = prediction_request(image=photo, channel=Upload.Channel.TELEGRAM)
             _update_mark_handled(update_id=update.pk, upload=upload)
     except UploadRejected as rejection:
         return rejection.message

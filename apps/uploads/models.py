@@ -46,6 +46,9 @@ class Upload(models.Model):
     requeue_count = models.PositiveSmallIntegerField(
         default=0, help_text="Times the sweeper sent it to the pipeline again after it was stuck."
     )
+    processing_attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Times detection claimed it (retries, redeliveries, requeues); capped by a setting."
+    )
     kept_for_training = models.BooleanField(
         default=False, help_text="A reviewer kept it for training: the retention period does not delete it."
     )

@@ -9,7 +9,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
-from apps.uploads.images import clean_image
+from apps.uploads.images import CleanImage, clean_image
 from apps.uploads.models import Upload, upload_image_path
 from apps.uploads.signals import upload_finished
 
@@ -18,12 +18,12 @@ logger = logging.getLogger(__name__)
 UNFINISHED = (Upload.Status.PENDING, Upload.Status.PROCESSING)
 
 
-def upload_create(*, image: File, channel: str, owner: APIKey | None = None) -> Upload:
+def upload_create(*, image: File | CleanImage, channel: str, owner: APIKey | None = None) -> Upload:
     """Validate the photo, store a clean copy (upright, no metadata) under an unguessable name, record it as pending.
 
     Raises ``apps.uploads.images.UploadRejected`` for files we do not accept.
     """
-    clean = clean_image(image)
+    clean = image if isinstance(image, CleanImage) else clean_image(image)
     upload = Upload(owner=owner, channel=channel, width=clean.width, height=clean.height)
     # The name is chosen here, not by FieldFile.save, so that a write that fails half way (a full
     # disk) can still be removed: no row would ever point at the part written.
@@ -46,12 +46,17 @@ def _delete_quietly(storage, name: str) -> None:
 
 
 def upload_start_processing(*, upload_id) -> Upload | None:
-    """Claim an upload for the pipeline; None when it was deleted or is already finished (a redelivery)."""
+    """Claim an upload for the pipeline; None when it was deleted or is already finished (a redelivery).
+
+    Every claim is counted in ``processing_attempts`` (in the same UPDATE, so concurrent claims
+    are all counted): the caller gives up on an upload claimed too often (MAX_PROCESSING_ATTEMPTS).
+    """
     now = timezone.now()
     claimed = Upload.objects.filter(pk=upload_id, status__in=UNFINISHED).update(
         status=Upload.Status.PROCESSING,
         started_at=Coalesce(F("started_at"), Value(now, output_field=DateTimeField())),
         updated_at=now,
+        processing_attempts=F("processing_attempts") + 1,
     )
     return Upload.objects.get(pk=upload_id) if claimed else None
 
@@ -79,10 +84,21 @@ def upload_finish(*, upload: Upload, timings: dict[str, float]) -> bool:
 
 def upload_fail(*, upload_id, reason: str) -> bool:
     """Mark an unfinished upload failed with a reason a user can read; a finished one is left alone."""
-    now = timezone.now()
-    failed = Upload.objects.filter(pk=upload_id, status__in=UNFINISHED).update(
-        status=Upload.Status.FAILED, failure_reason=reason, finished_at=now, updated_at=now
+    return _fail(Upload.objects.filter(pk=upload_id, status__in=UNFINISHED), upload_id=upload_id, reason=reason)
+
+
+def upload_fail_if_stuck(*, upload_id, reason: str, requeue_count: int, stuck_before) -> bool:
+    """``upload_fail`` for the sweeper: only if the upload has not moved since it was found stuck
+    (claimed by a task, finished, or counted by another sweep meanwhile), as in ``upload_mark_requeued``."""
+    unmoved = Upload.objects.filter(
+        pk=upload_id, status__in=UNFINISHED, updated_at__lt=stuck_before, requeue_count=requeue_count
     )
+    return _fail(unmoved, upload_id=upload_id, reason=reason)
+
+
+def _fail(uploads, *, upload_id, reason: str) -> bool:
+    now = timezone.now()
+    failed = uploads.update(status=Upload.Status.FAILED, failure_reason=reason, finished_at=now, updated_at=now)
     if failed:
         logger.info("upload %s failed: %s", upload_id, reason)
         upload_finished.send(sender=Upload, upload_id=upload_id)
@@ -93,6 +109,16 @@ def upload_delete(*, upload: Upload) -> None:
     """Remove the stored photo, then the row (face predictions go with it)."""
     upload.image.delete(save=False)
     upload.delete()
+
+
+def upload_discard(*, upload: Upload) -> None:
+    """Take back an upload the client was told was not kept, while another error is on its way up.
+
+    The row goes first and whatever happens: a row left would be analysed later by the sweeper.
+    A file that cannot be removed (storage down too) is logged by name for an operator.
+    """
+    Upload.objects.filter(pk=upload.pk).delete()
+    _delete_quietly(upload.image.storage, upload.image.name)
 
 
 def upload_mark_requeued(*, upload_id, requeue_count: int, stuck_before) -> bool:

@@ -7,14 +7,18 @@ and Bot API URLs hold the token: the logs must show those requests, with the tok
 """
 
 import logging
+import os
+import subprocess
 import sys
 from io import StringIO
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from mairror.log_filters import REDACTED, RedactSecrets
+from mairror.settings import BASE_DIR
 from tests.apps.telegram.fake_bot_api import FakeBotApi
 from tests.apps.telegram.support import SECRET, TOKEN, photo_update, post_update, text_update, wait_for_reply
 from tests.support import PIPELINE_TIMEOUT_SECONDS, photo_file, wait_until_finished
@@ -128,3 +132,72 @@ def test_the_filter_cuts_secrets_out_of_messages_arguments_and_tracebacks(bot_se
     assert TOKEN not in text and SECRET not in text and key.split(".")[1] not in text
     assert f"sent Api-Key {REDACTED} to x" in text
     assert f"while calling /bot{REDACTED}/getMe with {REDACTED}" in text
+
+
+def test_a_record_whose_arguments_do_not_fit_is_reported_by_logging_not_raised(bot_settings, capsys):
+    key = new_key("carol")
+    logger = logging.getLogger("tests.secrets.mismatched")
+    stream = StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactSecrets())
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        # Each would raise TypeError out of the filter into the caller (a 500 on a request) if
+        # the filter formatted the message unguarded.
+        logger.warning(f"value %d while calling /bot{TOKEN}/getMe", "x")
+        logger.warning("value %d sent with %s", "x", f"Api-Key {key}")
+        logger.warning("value %d: %r", "x", SimpleNamespace(webhook_secret=SECRET))
+        logger.warning("value %(count)d for %(key)s", {"count": "x", "key": key})
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+
+    reported = capsys.readouterr().err  # logging's own "--- Logging error ---" reports
+    assert reported.count("--- Logging error ---") == 4
+    assert "TypeError" in reported
+    assert TOKEN not in reported and SECRET not in reported and key.split(".")[1] not in reported
+    assert f"/bot{REDACTED}/getMe" in reported and f"Api-Key {REDACTED}" in reported
+    assert f"webhook_secret='{REDACTED}'" in reported
+    assert stream.getvalue() == ""
+
+
+SUBPROCESS_LOGGING = """
+import logging
+
+import django
+
+django.setup()
+logging.getLogger("django.request").warning("Not Found: /bot%s/getMe", TOKEN)
+logging.getLogger("django.security.csrf").warning("refused Api-Key %s", KEY)
+logging.getLogger("httpcore.http11").warning("sent to /bot%s/getUpdates", TOKEN)  # a child of httpcore
+logging.getLogger("django.request").warning("value %d", "x")  # reported, not raised
+print("still running", flush=True)
+"""
+
+
+def test_with_debug_on_django_and_httpcore_records_reach_the_console_only_redacted(bot_settings):
+    key = f"AbCdEfGh.{'k' * 32}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "mairror.settings",
+        "DJANGO_DEBUG": "1",
+        "LOG_LEVEL": "INFO",
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_WEBHOOK_SECRET": SECRET,
+    }
+    code = f"TOKEN = {TOKEN!r}\nKEY = {key!r}\n{SUBPROCESS_LOGGING}"
+
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=120
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "still running\n"
+    log = run.stderr
+    assert TOKEN not in log and TOKEN.split(":")[1] not in log and key not in log and "k" * 32 not in log
+    # Once each: Django's default console handler (unredacted) no longer prints "django" records too.
+    assert log.count(f"Not Found: /bot{REDACTED}/getMe") == 1
+    assert log.count(f"refused Api-Key {REDACTED}") == 1
+    assert log.count(f"sent to /bot{REDACTED}/getUpdates") == 1
+    assert log.count("--- Logging error ---") == 1

@@ -6,6 +6,8 @@ Storage fails before anything is queued, so these run in this process with the s
 
 import resource
 import signal
+import socket
+import time
 from contextlib import contextmanager
 
 from django.test import override_settings
@@ -103,3 +105,19 @@ def test_s3_without_its_bucket(api_client, client, one_face_jpeg):
             assert_refused_cleanly(api_client, client, one_face_jpeg)
     finally:
         s3.stop()
+
+
+def test_s3_that_stops_answering_gets_a_503_within_the_bound(api_client, one_face_jpeg):
+    """Connections are accepted (the kernel's backlog) but nothing ever answers: botocore's
+    timeouts (AWS_S3_CLIENT_CONFIG) end the store, and the clean-up delete, in seconds."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as silent:
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with override_settings(AWS_STORAGE_BUCKET_NAME="photos", AWS_S3_ENDPOINT_URL=endpoint, **S3_SETTINGS):
+            started = time.monotonic()
+            response = api_client.post(API_URL, {"image": photo_file(one_face_jpeg)}, format="multipart")
+            seconds = time.monotonic() - started
+
+    assert response.status_code == 503
+    assert response.json()["error"]["message"] == STORAGE_UNAVAILABLE
+    assert seconds < 30  # gunicorn's default worker timeout; botocore's defaults took minutes
+    assert not Upload.objects.exists()

@@ -1,13 +1,20 @@
 """Retention: photos and faces go after RETENTION_DAYS (file, MongoDB, SQL), unless kept for training."""
 
+import importlib
+import logging
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from celery.schedules import crontab
+from django.apps import apps as django_apps
 from django.contrib.auth.models import Group, Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
 from apps.predictions.models import FacePrediction, PredictionReview
@@ -113,11 +120,100 @@ def test_the_command_and_the_daily_task_delete_expired_uploads(make_upload, sett
     )
     assert not Upload.objects.filter(pk=first.pk).exists()
     second, _ = make_upload(31)
-    delete_expired_uploads.apply()
+    result = delete_expired_uploads.apply().get()
+    assert result == {"uploads": 1, "kept_for_training": 1, "telegram_updates": 0, "failed": 0}
     assert not Upload.objects.filter(pk=second.pk).exists()
+    # At 03:30 every day, whenever beat (re)started: not 24 h after each start of its container.
     [entry] = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == delete_expired_uploads.name]
-    assert entry["schedule"] == 24 * 3600
+    assert entry["schedule"] == crontab(hour=3, minute=30)
+    assert entry["options"]["expires"] == 24 * 3600
     assert delete_expired_uploads.name in celery_app.tasks
+
+
+# --- faces reviewed before uploads could be kept -------------------------------------------------
+
+
+def unmarked_review(face: FacePrediction, reviewer) -> PredictionReview:
+    """A review as they were made before reviewing marked the upload kept: the upload is not kept."""
+    review = PredictionReview.objects.create(
+        prediction=face, reviewer=reviewer, confirmed=True, age=round(face.age_value), gender=face.gender_label
+    )
+    assert not Upload.objects.get(pk=face.upload_id).kept_for_training
+    return review
+
+
+def test_an_upload_with_a_reviewed_face_is_never_deleted_even_if_not_marked_kept(
+    make_upload, admin_user, faces, settings
+):
+    settings.RETENTION_DAYS = 30
+    reviewed, face = make_upload(31)
+    unmarked_review(face, admin_user)
+    plain, _ = make_upload(31)
+
+    deleted = expired_data_delete()
+
+    assert (deleted.uploads, deleted.kept_for_training, deleted.failed) == (1, 1, 0)
+    assert is_everywhere(reviewed, faces) == (True, True, True, True)
+    assert PredictionReview.objects.filter(prediction=face).exists()
+    assert is_everywhere(plain, faces) == (False, False, False, False)
+
+
+def test_the_migration_marks_uploads_reviewed_before_it_kept(make_upload, admin_user):
+    migration = importlib.import_module("apps.predictions.migrations.0004_keep_reviewed_uploads")
+    reviewed, face = make_upload(31)
+    unmarked_review(face, admin_user)
+    other, _ = make_upload(31)
+
+    # The migration's function, on the real models and database connection.
+    marked = migration.keep_reviewed_uploads(django_apps, SimpleNamespace(connection=connection))
+
+    assert marked == 1
+    assert Upload.objects.get(pk=reviewed.pk).kept_for_training
+    assert not Upload.objects.get(pk=other.pk).kept_for_training
+    assert migration.keep_reviewed_uploads(django_apps, SimpleNamespace(connection=connection)) == 0
+    # It ran on this database too, after the migration that added the field.
+    assert ("predictions", "0004_keep_reviewed_uploads") in MigrationRecorder(connection).applied_migrations()
+    assert ("uploads", "0002_upload_faces_found_requeue_kept") in migration.Migration.dependencies
+
+
+# --- an upload that cannot be deleted ------------------------------------------------------------
+
+
+def test_an_upload_that_cannot_be_deleted_stops_neither_the_others_nor_the_telegram_purge(
+    make_upload, faces, settings, caplog
+):
+    settings.RETENTION_DAYS = 30
+    broken, _ = make_upload(33)  # the oldest: it comes first
+    plain, _ = make_upload(32)
+    # Where the photo was, a folder with a file in it: the storage's delete raises OSError.
+    photo = Path(broken.image.path)
+    photo.unlink()
+    photo.mkdir()
+    (photo / "in-the-way").write_bytes(b"x")
+    update = TelegramUpdate.objects.create(update_id=1, chat_id=42, message_id=7)
+    TelegramUpdate.objects.filter(pk=update.pk).update(received_at=timezone.now() - timedelta(days=31))
+
+    with caplog.at_level(logging.ERROR, logger="apps.predictions.services"):
+        deleted = expired_data_delete()
+
+    assert (deleted.uploads, deleted.failed, deleted.telegram_updates) == (1, 1, 1)
+    assert is_everywhere(plain, faces) == (False, False, False, False)
+    assert Upload.objects.filter(pk=broken.pk).exists()
+    assert not TelegramUpdate.objects.exists()
+    [failure] = [r for r in caplog.records if r.getMessage() == f"retention: could not delete upload {broken.pk}"]
+    assert failure.exc_info[0] is OSError
+
+    # The command says so, and exits with status 1; once the storage can delete it, it goes.
+    out = StringIO()
+    with pytest.raises(CommandError, match="1 expired uploads could not be deleted"):
+        call_command("delete_expired_uploads", stdout=out)
+    assert out.getvalue() == (
+        "Deleted 0 uploads older than 30 days (0 as old are kept for training) and 0 Telegram updates.\n"
+    )
+    assert delete_expired_uploads.apply().get()["failed"] == 1
+    (photo / "in-the-way").unlink()
+    assert expired_data_delete() == type(deleted)(uploads=1, kept_for_training=0, telegram_updates=0, failed=0)
+    assert not Upload.objects.filter(pk=broken.pk).exists()
 
 
 # --- keeping in the admin ------------------------------------------------------------------------

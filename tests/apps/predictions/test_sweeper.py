@@ -1,14 +1,17 @@
 """The stuck-upload sweeper: which uploads it sends through the pipeline again, how it counts, when it gives up.
 
 The pipeline is really queued, in the session's Redis (no worker takes it here): each requeue is a
-message on the ``ml`` queue that names the upload.
+message on the ``ml`` queue that names the upload. A message already on that queue is a backlog, in
+which pending uploads are waiting, not stuck.
 """
 
 import base64
 import json
+import time
 from datetime import timedelta
 from io import StringIO
 
+import kombu.exceptions
 import pytest
 import redis
 from django.conf import settings
@@ -16,10 +19,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.utils import timezone
 
-from apps.predictions.services import STUCK_TOO_OFTEN, uploads_requeue_stuck
+from apps.faces.tasks import detect_faces
+from apps.predictions import services as prediction_services
+from apps.predictions.selectors import ml_queue_length
+from apps.predictions.services import STUCK_TOO_OFTEN, prediction_pipeline_start, uploads_requeue_stuck
 from apps.predictions.tasks import requeue_stuck_uploads
 from apps.uploads.models import Upload
-from apps.uploads.services import upload_create
+from apps.uploads.services import upload_create, upload_fail_if_stuck, upload_start_processing
 from mairror import devstack
 from tests.support import celery_publishing_to
 
@@ -37,11 +43,14 @@ def broker(stores):
 
 @pytest.fixture
 def make_upload(db, broker, one_face_jpeg):
-    def make(status: str = Upload.Status.PENDING, minutes_ago: float = 0, requeue_count: int = 0) -> Upload:
+    def make(
+        status: str = Upload.Status.PENDING, minutes_ago: float = 0, requeue_count: int = 0, faces_found=None
+    ) -> Upload:
         upload = upload_create(image=SimpleUploadedFile("a.jpg", one_face_jpeg), channel=Upload.Channel.API)
         Upload.objects.filter(pk=upload.pk).update(
             status=status,
             requeue_count=requeue_count,
+            faces_found=faces_found,
             updated_at=timezone.now() - timedelta(minutes=minutes_ago),
         )
         upload.refresh_from_db()
@@ -142,8 +151,26 @@ def test_the_command_runs_the_sweeper_and_says_what_it_did(make_upload, broker, 
     assert Upload.objects.get(pk=given_up.pk).status == Upload.Status.FAILED
 
 
-def test_a_broker_that_is_down_ends_the_sweep_and_leaves_the_rest_to_the_next(make_upload, broker):
+def test_a_broker_that_is_down_ends_the_sweep_before_it_touches_anything(make_upload, broker, settings):
+    settings.MAX_UPLOAD_REQUEUES = 1
     oldest, newer = make_upload(minutes_ago=stuck(5)), make_upload(minutes_ago=stuck())
+    given_up = make_upload(Upload.Status.PROCESSING, minutes_ago=stuck(), requeue_count=1)
+
+    with celery_publishing_to(f"redis://127.0.0.1:{devstack.free_port()}/0"):
+        assert uploads_requeue_stuck() == {"requeued": 0, "failed": 0}
+    counts = dict(Upload.objects.values_list("pk", "requeue_count"))
+    assert counts == {oldest.pk: 0, newer.pk: 0, given_up.pk: 1}  # no attempt spent while nothing can be sent
+    assert Upload.objects.get(pk=given_up.pk).status == Upload.Status.PROCESSING
+
+    assert uploads_requeue_stuck() == {"requeued": 2, "failed": 1}  # the broker is back
+    assert sorted(queued_upload_ids(broker)) == sorted([str(oldest.pk), str(newer.pk)])
+
+
+def test_a_broker_that_goes_down_during_the_sweep_ends_it_and_leaves_the_rest_to_the_next(
+    make_upload, broker, monkeypatch
+):
+    oldest, newer = make_upload(minutes_ago=stuck(5)), make_upload(minutes_ago=stuck())
+    monkeypatch.setattr(prediction_services, "ml_queue_length", lambda: 0)  # it answered that, then went away
 
     with celery_publishing_to(f"redis://127.0.0.1:{devstack.free_port()}/0"):
         assert uploads_requeue_stuck() == {"requeued": 0, "failed": 0}
@@ -153,3 +180,78 @@ def test_a_broker_that_is_down_ends_the_sweep_and_leaves_the_rest_to_the_next(ma
     assert counts == {oldest.pk: 1, newer.pk: 1}  # the oldest's failed attempt was counted
     assert queued_upload_ids(broker) == [str(newer.pk)]
     assert set(Upload.objects.values_list("status", flat=True)) == {Upload.Status.PENDING}
+
+
+# --- a backlog on the ml queue is not a stuck upload -------------------------------------------------
+
+
+def test_while_the_ml_queue_holds_messages_only_uploads_not_waiting_in_it_can_be_stuck(make_upload, broker, settings):
+    settings.MAX_UPLOAD_REQUEUES = 1
+    waiting = make_upload(minutes_ago=0)
+    prediction_pipeline_start(upload_id=waiting.pk)  # a backlog: a recent upload still in the queue
+    pending = make_upload(minutes_ago=stuck(5))
+    pending_given_up = make_upload(minutes_ago=stuck(), requeue_count=1)
+    estimating = make_upload(Upload.Status.PROCESSING, minutes_ago=stuck(), faces_found=2)  # predict_ages queued
+    detecting = make_upload(Upload.Status.PROCESSING, minutes_ago=stuck())  # claimed, then nothing
+
+    assert uploads_requeue_stuck() == {"requeued": 1, "failed": 0}
+
+    assert sorted(queued_upload_ids(broker)) == sorted([str(waiting.pk), str(detecting.pk)])
+    counts = dict(Upload.objects.values_list("pk", "requeue_count"))
+    assert counts == {waiting.pk: 0, pending.pk: 0, pending_given_up.pk: 1, estimating.pk: 0, detecting.pk: 1}
+    assert not Upload.objects.filter(status=Upload.Status.FAILED).exists()
+
+
+def test_once_the_ml_queue_has_drained_pending_uploads_are_swept_again(make_upload, broker, settings):
+    settings.MAX_UPLOAD_REQUEUES = 1
+    waiting = make_upload(minutes_ago=0)
+    prediction_pipeline_start(upload_id=waiting.pk)
+    pending = make_upload(minutes_ago=stuck())
+    pending_given_up = make_upload(minutes_ago=stuck(), requeue_count=1)
+    assert uploads_requeue_stuck() == {"requeued": 0, "failed": 0}
+
+    broker.delete(ML_QUEUE)  # the worker caught up
+
+    assert uploads_requeue_stuck() == {"requeued": 1, "failed": 1}
+    assert queued_upload_ids(broker) == [str(pending.pk)]
+    assert Upload.objects.get(pk=pending_given_up.pk).failure_reason == STUCK_TOO_OFTEN
+
+
+def test_the_ml_queue_length_is_read_from_the_broker(stores, broker):
+    assert ml_queue_length() == 0  # Redis has no key for an empty queue
+
+    for upload_id in ("a", "b", "c"):
+        detect_faces.apply_async((upload_id,))
+    detect_faces.apply_async(("d",), priority=5)  # kept by kombu in a list of its own
+
+    assert ml_queue_length() == 4
+    assert broker.llen(ML_QUEUE) == 3
+    broker.lpush("celery", "not an ml message")
+    assert ml_queue_length() == 4
+
+
+def test_the_ml_queue_length_of_an_unreachable_broker_is_an_error_within_the_timeout(stores):
+    started = time.monotonic()
+    nothing_listening = celery_publishing_to(f"redis://127.0.0.1:{devstack.free_port()}/0")
+    with nothing_listening, pytest.raises(kombu.exceptions.OperationalError):
+        ml_queue_length()
+    assert time.monotonic() - started < settings.CELERY_BROKER_CONNECTION_TIMEOUT + 3
+
+
+# --- a task that claims an upload while the sweeper gives up on it ----------------------------------
+
+
+def test_an_upload_claimed_after_the_sweep_found_it_is_not_failed(make_upload, broker, settings, monkeypatch):
+    settings.MAX_UPLOAD_REQUEUES = 1
+    upload = make_upload(Upload.Status.PROCESSING, minutes_ago=stuck(), requeue_count=1)
+
+    def claimed_meanwhile(**found):
+        upload_start_processing(upload_id=found["upload_id"])  # a redelivered task takes it up first
+        return upload_fail_if_stuck(**found)
+
+    monkeypatch.setattr(prediction_services, "upload_fail_if_stuck", claimed_meanwhile)
+
+    assert uploads_requeue_stuck() == {"requeued": 0, "failed": 0}
+
+    upload.refresh_from_db()
+    assert (upload.status, upload.failure_reason, upload.processing_attempts) == ("processing", "", 1)

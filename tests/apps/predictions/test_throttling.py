@@ -12,7 +12,7 @@ import pytest
 import redis
 from django.test import Client
 
-from apps.predictions.throttling import telegram_upload_wait
+from apps.predictions.throttling import client_network, telegram_upload_wait
 from apps.telegram import replies
 from apps.telegram.models import TelegramUpdate
 from apps.telegram.services import TOO_MANY_PHOTOS, telegram_update_handle, telegram_update_receive
@@ -222,3 +222,29 @@ def test_with_redis_down_the_limits_let_requests_through_with_a_warning(
     warnings = [r.getMessage() for r in caplog.records if r.name == "apps.predictions.throttling"]
     assert warnings and all("not applied, its counters are unreachable" in w for w in warnings)
     assert {w.split()[2] for w in warnings} == {"upload_key", "upload_ip", "page_upload_ip", "telegram_chat"}
+
+
+def test_an_ipv6_client_is_one_slash_64_whatever_address_it_picks_in_it(settings, one_face_jpeg):
+    settings.UPLOAD_RATE_PER_IP = "2/minute"
+    network = f"2001:db8:{random.randrange(65536):x}:{random.randrange(65536):x}"
+    clients = [make_client(f"v6-{n}")[0] for n in range(3)]
+
+    def post(n: int, address: str):
+        return post_photo(clients[n], one_face_jpeg, REMOTE_ADDR=address)
+
+    assert [post(0, f"{network}::1").status_code, post(1, f"{network}:0:1:2:3").status_code] == [202, 202]
+    assert_throttled(post(2, f"{network}::3"))
+    assert post(2, f"2001:db8:{random.randrange(65536):x}:{random.randrange(65536):x}::1").status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("address", "counted_as"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.7", "::ffff:203.0.113.7"),  # an IPv4 client on a dual-stack socket
+        ("not an address", "not an address"),
+    ],
+)
+def test_client_network(address, counted_as):
+    assert client_network(address) == counted_as

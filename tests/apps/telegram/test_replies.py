@@ -92,3 +92,5 @@ def test_help_states_the_retention_period(settings):
     settings.RETENTION_DAYS = 7
 
     assert "for 7 days, or until you send /forget" in help_text()
+    # Photos a reviewer checked stay longer, and /forget loses them with the chat's updates.
+    assert "may be kept longer, to train the model: after 7 days /forget no longer finds it" in help_text()

@@ -13,6 +13,7 @@ from apps.uploads.selectors import upload_read_image
 from apps.uploads.services import (
     upload_create,
     upload_delete,
+    upload_discard,
     upload_fail,
     upload_finish,
     upload_record_timings,
@@ -104,3 +105,15 @@ def test_delete_removes_the_stored_photo_and_the_row(upload):
 
     assert not Upload.objects.filter(pk=upload.pk).exists()
     assert not Path(path).exists()
+
+
+def test_discard_removes_the_row_even_when_the_file_cannot_be_removed(upload, settings, caplog):
+    path = Path(settings.MEDIA_ROOT) / upload.image.name
+    path.unlink()
+    path.mkdir()  # a non-empty directory where the file was: the storage cannot delete it
+    (path / "stuck").write_bytes(b"x")
+
+    upload_discard(upload=upload)
+
+    assert not Upload.objects.filter(pk=upload.pk).exists()
+    assert f"could not remove {upload.image.name}" in caplog.text

@@ -257,3 +257,6 @@ def test_every_page_states_the_retention_period(settings):
     page = Client().get("/").content.decode()
 
     assert "Photos are deleted after 12 days" in page
+    # True of the photos a reviewer keeps too.
+    footer = " ".join(page.split("<footer>")[1].split())
+    assert "or sooner when you delete them, unless a reviewer keeps one to improve the model." in footer
