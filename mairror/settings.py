@@ -262,13 +262,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # with a reason. The defaults wait up to about 8 minutes in all.
 UPLOAD_TASK_MAX_RETRIES = env.int("UPLOAD_TASK_MAX_RETRIES", default=8)
 UPLOAD_TASK_RETRY_BACKOFF_MAX = env.int("UPLOAD_TASK_RETRY_BACKOFF_MAX", default=300)
-# Detection claims an upload once per run: the first, each retry, each sweeper requeue. More
-# claims than that mean the broker redelivered it after its worker died (acks_late +
-# reject_on_worker_lost): a photo that kills the worker (out of memory, a crash in a decoder)
-# would come back for ever. Past this many claims it fails with a reason instead. The default is
-# one above the legitimate claims (1 + the retries + MAX_UPLOAD_REQUEUES), so a single lost
-# worker is also forgiven.
-MAX_PROCESSING_ATTEMPTS = env.int("MAX_PROCESSING_ATTEMPTS", default=UPLOAD_TASK_MAX_RETRIES + MAX_UPLOAD_REQUEUES + 2)
+# Each run of a pipeline step on an upload is counted: detection's first run, each retry, each
+# sweeper requeue, and the same for estimation. More runs than that mean the broker redelivered a
+# task after its worker died (acks_late + reject_on_worker_lost): a photo that kills the worker (out
+# of memory, a crash in a decoder) would come back for ever. Past this many runs the upload fails
+# with a reason instead. The default is one above the legitimate runs of both steps
+# (2 x (1 + the retries + MAX_UPLOAD_REQUEUES)), so a single lost worker is also forgiven.
+MAX_PROCESSING_ATTEMPTS = env.int(
+    "MAX_PROCESSING_ATTEMPTS", default=2 * (1 + UPLOAD_TASK_MAX_RETRIES + MAX_UPLOAD_REQUEUES) + 1
+)
 # Redis hands a task whose worker vanished (killed, machine lost) to another worker after this
 # many seconds. It must exceed the longest retry countdown (UPLOAD_TASK_RETRY_BACKOFF_MAX),
 # or countdown retries would be delivered twice. The socket timeouts and the publish retries

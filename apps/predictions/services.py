@@ -25,7 +25,7 @@ from rest_framework_api_key.models import APIKey
 
 from apps.faces.pipeline import face_pipeline
 from apps.faces.selectors import face_crops_get
-from apps.faces.services import face_documents_delete, face_documents_record_estimates
+from apps.faces.services import TOO_MANY_ATTEMPTS, face_documents_delete, face_documents_record_estimates
 from apps.predictions.models import FacePrediction, PredictionReview
 from apps.predictions.selectors import ml_queue_length, reviewed_faces
 from apps.telegram.models import TelegramUpdate
@@ -34,9 +34,11 @@ from apps.uploads.models import Upload
 from apps.uploads.selectors import upload_get, upload_read_image
 from apps.uploads.services import (
     UNFINISHED,
+    upload_count_attempt,
     upload_create,
     upload_delete,
     upload_discard,
+    upload_fail,
     upload_fail_if_stuck,
     upload_finish,
     upload_mark_requeued,
@@ -139,6 +141,11 @@ def predictions_estimate(*, face_ids: list[str], upload_id) -> None:
         face_documents_delete(upload_id=upload_id)
         return
     if upload.status != Upload.Status.PROCESSING:
+        return
+    # Counted like detection's claims: an estimation that kills its worker every time would
+    # otherwise be redelivered for ever.
+    if upload_count_attempt(upload=upload) > settings.MAX_PROCESSING_ATTEMPTS:
+        upload_fail(upload_id=upload_id, reason=TOO_MANY_ATTEMPTS)
         return
     crops = face_crops_get(upload_id=upload_id, face_ids=face_ids)
     started = time.perf_counter()

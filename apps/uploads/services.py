@@ -61,6 +61,13 @@ def upload_start_processing(*, upload_id) -> Upload | None:
     return Upload.objects.get(pk=upload_id) if claimed else None
 
 
+def upload_count_attempt(*, upload: Upload) -> int:
+    """Count one more run of a pipeline step on a processing upload (as a claim does); returns the count."""
+    Upload.objects.filter(pk=upload.pk).update(processing_attempts=F("processing_attempts") + 1)
+    upload.refresh_from_db(fields=["processing_attempts"])
+    return upload.processing_attempts
+
+
 def upload_record_timings(*, upload: Upload, timings: dict[str, float], faces_found: int | None = None) -> None:
     """Add stage timings (and, after detection, how many faces were found) to a processing upload."""
     upload.timings = {**upload.timings, **timings}

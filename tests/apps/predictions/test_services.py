@@ -6,7 +6,7 @@ import uuid
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from apps.faces.services import face_documents_store
+from apps.faces.services import TOO_MANY_ATTEMPTS, face_documents_store
 from apps.predictions.models import FacePrediction
 from apps.predictions.services import QUEUE_UNAVAILABLE, prediction_request, predictions_estimate
 from apps.uploads.models import Upload
@@ -39,6 +39,29 @@ def test_no_face_is_a_result_not_an_error(upload):
     assert upload.status == Upload.Status.DONE
     assert not upload.faces.exists()
     assert "estimation_ms" in upload.timings
+
+
+def test_estimation_counts_its_run_and_gives_up_past_the_limit(upload, faces, settings):
+    settings.MAX_PROCESSING_ATTEMPTS = 3
+    face_ids = face_documents_store(upload_id=str(upload.pk), faces=[make_face(0)])
+    upload_start_processing(upload_id=upload.pk)  # detection's claim: 1
+    Upload.objects.filter(pk=upload.pk).update(processing_attempts=3)  # two estimations died with their worker
+
+    predictions_estimate(face_ids=face_ids, upload_id=str(upload.pk))
+
+    upload.refresh_from_db()
+    assert (upload.status, upload.failure_reason, upload.processing_attempts) == ("failed", TOO_MANY_ATTEMPTS, 4)
+    assert not FacePrediction.objects.exists()
+
+
+def test_estimation_within_the_limit_is_counted_and_finishes(upload, settings):
+    settings.MAX_PROCESSING_ATTEMPTS = 3
+    upload_start_processing(upload_id=upload.pk)
+
+    predictions_estimate(face_ids=[], upload_id=str(upload.pk))
+
+    upload.refresh_from_db()
+    assert (upload.status, upload.processing_attempts) == (Upload.Status.DONE, 2)
 
 
 def test_estimation_leaves_a_finished_upload_alone(upload, faces):
