@@ -17,6 +17,8 @@ from django.test import override_settings
 
 from mairror import celery_app, devstack
 from mairror.settings import BASE_DIR
+from tests.apps.telegram.fake_bot_api import FakeBotApi
+from tests.apps.telegram.support import TOKEN
 from tests.support import app_env, encode, make_client
 
 TEST_MONGO_DB = "mairror_test"
@@ -54,6 +56,13 @@ def stores(services_dir, tmp_path_factory):
     overrides.disable()
     mongo_service.stop()
     redis_service.stop()
+
+
+@pytest.fixture(scope="module")
+def fake_api():
+    """A fake Telegram Bot API on loopback for the module (the Telegram cloud cannot run here)."""
+    with FakeBotApi(TOKEN) as api:
+        yield api
 
 
 @pytest.fixture

@@ -18,11 +18,8 @@ from apps.predictions.serializers import (
 )
 from apps.predictions.services import prediction_delete, prediction_request
 from apps.predictions.throttling import UploadRatePerIp, UploadRatePerKey
-from apps.uploads.images import reject_oversized
+from apps.uploads.images import reject_oversized_body
 from apps.uploads.models import Upload
-
-# Room for the multipart boundaries and headers around the file itself.
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 ERROR_RESPONSE = inline_serializer(
     "Error",
@@ -56,8 +53,7 @@ class PredictionListCreateApi(APIView):
         },
     )
     def post(self, request):
-        # Refuse an oversized body before reading it, not after spooling it to disk.
-        reject_oversized(_content_length(request) - MULTIPART_OVERHEAD_BYTES)
+        reject_oversized_body(request.META.get("CONTENT_LENGTH"))
         serializer = PredictionCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         upload = prediction_request(
@@ -107,10 +103,3 @@ class PredictionDetailApi(APIView):
             raise NotFound("No prediction with this id.")
         prediction_delete(upload=upload)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-def _content_length(request) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0

@@ -31,6 +31,10 @@ JPEG_QUALITY = 92
 PNG_COMPRESS_LEVEL = 3
 
 
+# Room for the multipart boundaries and headers around the file itself.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
 class UploadRejected(Exception):
     """The file cannot be accepted; ``code`` is stable for API clients, the message is for people."""
 
@@ -161,6 +165,16 @@ def clean_image(file: File) -> CleanImage:
     else:
         image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return CleanImage(buffer.getvalue(), stored_format, image.width, image.height)
+
+
+def reject_oversized_body(content_length: str | None) -> None:
+    """Raise FileTooLarge for a multipart body (``CONTENT_LENGTH``) too long to hold an acceptable
+    photo: checked before the body is read, not after it was spooled to disk."""
+    try:
+        size = int(content_length or 0)
+    except ValueError:
+        return  # no usable length: the file's own size is checked once it is read
+    reject_oversized(size - MULTIPART_OVERHEAD_BYTES)
 
 
 def reject_oversized(size: int) -> None:

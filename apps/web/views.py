@@ -15,11 +15,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.faces.selectors import face_crop_png
-from apps.predictions.apis import MULTIPART_OVERHEAD_BYTES
 from apps.predictions.errors import RETRY_AFTER_SECONDS, UPLOAD_REJECTION_STATUS
 from apps.predictions.services import PredictionUnavailable
 from apps.predictions.throttling import page_upload_wait
-from apps.uploads.images import UploadRejected, reject_oversized
+from apps.uploads.images import UploadRejected, reject_oversized_body
 from apps.uploads.selectors import upload_read_display_jpeg
 from apps.web.selectors import (
     STAGE_MESSAGES,
@@ -52,7 +51,7 @@ def upload_page(request):
     if wait is not None:  # 429 before the photo is even read
         return _refused(request, TOO_MANY_PHOTOS.format(seconds=wait), 429, retry_after=wait)
     try:
-        reject_oversized(_declared_size(request) - MULTIPART_OVERHEAD_BYTES)  # before reading the body
+        reject_oversized_body(request.META.get("CONTENT_LENGTH"))
         form = PhotoForm(files=request.FILES)
         if not form.is_valid():
             raise UploadRejected(form.errors["image"][0])
@@ -158,10 +157,3 @@ def _private_image(data: bytes, content_type: str) -> HttpResponse:
 
 def _wants_json(request) -> bool:
     return "application/json" in request.headers.get("Accept", "")
-
-
-def _declared_size(request) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0

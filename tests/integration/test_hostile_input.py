@@ -19,7 +19,6 @@ from PIL import Image
 from apps.telegram.models import TelegramUpdate
 from apps.uploads.models import Upload
 from tests import corpus
-from tests.apps.telegram.fake_bot_api import FakeBotApi
 from tests.apps.telegram.support import SECRET, TOKEN, chat_of, document_update, photo_update, post_update
 from tests.support import PIPELINE_TIMEOUT_SECONDS, make_client, photo_file, wait_until_finished
 
@@ -41,12 +40,6 @@ API_CODE = {"empty_file": "invalid"}
 FACE_TOLERANCE = 30  # px between the expected and the found face centre (as tests/integration/test_pipeline.py)
 OBSERVED: dict[str, dict] = {}  # case -> channel -> what happened, for the docs table
 CANARY = "canary: the astronaut JPEG, sent before, amid and after the corpus"
-
-
-@pytest.fixture(scope="module")
-def fake_api():
-    with FakeBotApi(TOKEN) as api:
-        yield api
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from rest_framework.test import APIClient
 
 from mairror.log_filters import REDACTED, RedactSecrets
 from mairror.settings import BASE_DIR
-from tests.apps.telegram.fake_bot_api import FakeBotApi
 from tests.apps.telegram.support import SECRET, TOKEN, photo_update, post_update, text_update, wait_for_reply
 from tests.support import PIPELINE_TIMEOUT_SECONDS, photo_file, wait_until_finished
 
@@ -27,12 +26,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 LIST_URL = "/api/v1/predictions"
 DEBUG_LOGGERS = ("", "apps", "mairror", "django", "celery", "kombu", "redis", "httpx", "httpcore")
-
-
-@pytest.fixture(scope="module")
-def fake_api():
-    with FakeBotApi(TOKEN) as api:
-        yield api
 
 
 @pytest.fixture(scope="module")

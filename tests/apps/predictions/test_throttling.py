@@ -18,7 +18,6 @@ from apps.telegram.models import TelegramUpdate
 from apps.telegram.services import TOO_MANY_PHOTOS, telegram_update_handle, telegram_update_receive
 from apps.uploads.models import Upload
 from mairror import devstack
-from tests.apps.telegram.fake_bot_api import FakeBotApi
 from tests.apps.telegram.support import TOKEN, next_id, photo_update, text_update
 from tests.support import make_client, photo_file
 
@@ -148,12 +147,6 @@ def test_the_page_limits_an_address_in_words_and_in_json(settings, ip, one_face_
 
 
 # --- the bot -------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def fake_api():
-    with FakeBotApi(TOKEN) as api:
-        yield api
 
 
 @pytest.fixture

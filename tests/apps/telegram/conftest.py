@@ -2,14 +2,7 @@
 
 import pytest
 
-from tests.apps.telegram.fake_bot_api import FakeBotApi
 from tests.apps.telegram.support import SECRET, TOKEN
-
-
-@pytest.fixture(scope="module")
-def fake_api():
-    with FakeBotApi(TOKEN) as api:
-        yield api
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import ExifTags, Image
 
 from apps.uploads.images import (
+    MULTIPART_OVERHEAD_BYTES,
     DamagedImage,
     EmptyFile,
     FileTooLarge,
@@ -19,6 +20,7 @@ from apps.uploads.images import (
     UploadRejected,
     clean_image,
     inspect_image,
+    reject_oversized_body,
 )
 from ml.images import UnreadableImageError, load_rgb
 from tests import corpus
@@ -273,3 +275,11 @@ def test_checking_uploads_leaves_tensorflow_unloaded():
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "mairror.settings"}
     assert subprocess.run([sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env).returncode == 0
+
+
+def test_a_body_longer_than_the_limit_plus_the_multipart_overhead_is_refused_unread(settings):
+    settings.MAX_UPLOAD_BYTES = 1000
+    reject_oversized_body(str(1000 + MULTIPART_OVERHEAD_BYTES))
+
+    with pytest.raises(FileTooLarge):
+        reject_oversized_body(str(1001 + MULTIPART_OVERHEAD_BYTES))
