@@ -1,5 +1,8 @@
 """Labelled face datasets (UTKFace layout) and the on-disk cache of their aligned crops.
 
+A label is an exact age (``age``) or an age range (``age_min``/``age_max``, inclusive years,
+e.g. the Korean family set's groups); an exact age is the range ``[age, age]``.
+
 Detection is the slow step (~35 ms a chip on this CPU), so its results are cached once
 per dataset and detector; aligned crops are cached per preprocessing version and size.
 A second training run, or one at another image size, redoes no detection.
@@ -26,13 +29,23 @@ DETECTOR_VERSION = "mtcnn-1.0.0-min20-conf0.9"
 DETECTION_CHUNK = 1024  # images per saved chunk: an interrupted run resumes from the last one
 
 
+# UTKFace's race codes; other sets name the group in the column itself ("korean").
+UTKFACE_RACES = {"0": "White", "1": "Black", "2": "Asian", "3": "Indian", "4": "Others"}
+
+
 @dataclass(frozen=True)
 class LabelledImage:
     filename: str
-    age: int
+    age_min: int
+    age_max: int
     gender: int | None  # 0 male, 1 female
-    race: int | None
+    race: str | None
     split: str | None
+
+    @property
+    def age(self) -> int | None:
+        """The exact age, or None for a range label."""
+        return self.age_min if self.age_min == self.age_max else None
 
 
 @dataclass
@@ -40,32 +53,64 @@ class FaceDataset:
     """Aligned crops with their labels, row for row."""
 
     crops: np.ndarray  # N x size x size x 3 uint8
-    ages: np.ndarray  # N int
+    age_min: np.ndarray  # N int, inclusive
+    age_max: np.ndarray  # N int, inclusive (== age_min for an exact age)
     genders: np.ndarray  # N int, -1 where unknown
+    races: np.ndarray  # N str, "" where unknown
+    splits: np.ndarray  # N str
     detected: np.ndarray  # N bool: False where the fallback framing was used
     filenames: list[str]
+    sources: np.ndarray  # N str: the data set each face comes from
+
+    @staticmethod
+    def concatenate(parts: list[FaceDataset]) -> FaceDataset:
+        """Several data sets as one, row order kept (``sources`` tells them apart)."""
+        return FaceDataset(
+            crops=np.concatenate([p.crops for p in parts]),
+            age_min=np.concatenate([p.age_min for p in parts]),
+            age_max=np.concatenate([p.age_max for p in parts]),
+            genders=np.concatenate([p.genders for p in parts]),
+            races=np.concatenate([p.races for p in parts]),
+            splits=np.concatenate([p.splits for p in parts]),
+            detected=np.concatenate([p.detected for p in parts]),
+            filenames=[name for p in parts for name in p.filenames],
+            sources=np.concatenate([p.sources for p in parts]),
+        )
 
 
 def read_labels(path: Path, split: str | None = None) -> list[LabelledImage]:
-    """Read a labels CSV with at least ``filename,age``; optional ``gender``, ``race``, ``split``."""
+    """Read a labels CSV: ``filename`` and ``age`` or ``age_min,age_max``; optional ``gender``, ``race``, ``split``.
+
+    A row may carry both kinds (an empty ``age`` falls back to the range).
+    """
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
-        missing = {"filename", "age"} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        rows = [
-            LabelledImage(
-                filename=row["filename"],
-                age=int(float(row["age"])),
-                gender=_optional_int(row.get("gender")),
-                race=_optional_int(row.get("race")),
-                split=row.get("split") or None,
-            )
-            for row in reader
-        ]
+        columns = set(reader.fieldnames or [])
+        if "filename" not in columns or not ({"age"} <= columns or {"age_min", "age_max"} <= columns):
+            raise ValueError(f"{path}: needs the columns filename and age, or filename, age_min and age_max")
+        rows = [_labelled_image(path, number, row) for number, row in enumerate(reader, start=2)]
     if split is not None:
         rows = [row for row in rows if row.split == split]
     return rows
+
+
+def _labelled_image(path: Path, line: int, row: dict) -> LabelledImage:
+    age = _optional_int(row.get("age"))
+    if age is not None:
+        age_min = age_max = age
+    else:
+        age_min, age_max = _optional_int(row.get("age_min")), _optional_int(row.get("age_max"))
+    if age_min is None or age_max is None or not 0 <= age_min <= age_max:
+        raise ValueError(f"{path}, line {line}: no valid age or age_min..age_max for {row['filename']}")
+    race = (row.get("race") or "").strip() or None
+    return LabelledImage(
+        filename=row["filename"],
+        age_min=age_min,
+        age_max=age_max,
+        gender=_optional_int(row.get("gender")),
+        race=UTKFACE_RACES.get(race, race) if race is not None else None,
+        split=row.get("split") or None,
+    )
 
 
 def _optional_int(value: str | None) -> int | None:
@@ -138,8 +183,9 @@ def load_face_dataset(
     size: int,
     cache_dir: Path,
     detector_factory,
+    source: str = "",
 ) -> FaceDataset:
-    """Aligned crops for ``rows``, from the cache when it has them."""
+    """Aligned crops for ``rows`` (named ``source``), from the cache when it has them."""
     key = _dataset_key(images_dir, rows)
     cache_dir = Path(cache_dir) / key
     crops_path = cache_dir / f"crops-{PREPROCESSING_VERSION}-{size}.npz"
@@ -151,10 +197,14 @@ def load_face_dataset(
     keep = saved["readable"]
     return FaceDataset(
         crops=saved["crops"][keep],
-        ages=np.array([row.age for row in rows])[keep],
-        genders=np.array([-1 if row.gender is None else row.gender for row in rows])[keep],
+        age_min=np.array([row.age_min for row in rows], dtype=np.int64)[keep],
+        age_max=np.array([row.age_max for row in rows], dtype=np.int64)[keep],
+        genders=np.array([-1 if row.gender is None else row.gender for row in rows], dtype=np.int64)[keep],
+        races=np.array([row.race or "" for row in rows], dtype=str)[keep],
+        splits=np.array([row.split or "" for row in rows], dtype=str)[keep],
         detected=saved["detected"][keep],
         filenames=[name for name, ok in zip(filenames, keep, strict=True) if ok],
+        sources=np.full(int(keep.sum()), source, dtype=object).astype(str),
     )
 
 

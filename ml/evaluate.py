@@ -4,8 +4,11 @@
         --images ../shared/data/utkface/images --split test --out var/eval/test
 
 Each image goes through exactly what production runs: decoding (EXIF applied), MTCNN,
-alignment, the model with flip averaging. The most confident face is scored; images
-where no face is found count as ``detection_misses`` and are left out of the errors.
+alignment, the model with flip averaging. The largest face is scored (a labelled photo is of
+one person; others in the frame are smaller); images where no face is found count as
+``detection_misses`` (per age band or group) and are left out of the errors. Labels are exact
+ages (MAE) or age groups (share of predictions inside the group, distance to it), see
+:mod:`ml.metrics`.
 Writes ``metrics.json``, ``predictions.csv``, ``report.md`` and PNG plots to ``--out``.
 """
 
@@ -16,6 +19,7 @@ import csv
 import json
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -23,18 +27,18 @@ from tqdm import tqdm
 
 from ml.dataset import LabelledImage, read_labels
 from ml.images import UnreadableImageError, load_rgb
+from ml.metrics import distance_to_range, interval_coverage, is_weak_range, signed_offset
 
 log = logging.getLogger("ml.evaluate")
 
 AGE_BANDS = (("0-12", 0, 12), ("13-19", 13, 19), ("20-39", 20, 39), ("40-59", 40, 59), ("60+", 60, 200))
-RACES = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}
 GENDERS = {0: "male", 1: "female"}
 CALIBRATION_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m ml.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--labels", type=Path, required=True, help="CSV with filename,age[,gender,race,split]")
+    parser.add_argument("--labels", type=Path, required=True, help="CSV: filename, age or age_min,age_max, ...")
     parser.add_argument("--images", type=Path, required=True, help="folder the filenames are relative to")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--split", help="keep only rows of this split (needs a split column)")
@@ -58,7 +62,7 @@ def run_pipeline(pipeline, rows: list[LabelledImage], images_dir: Path, batch_si
                 log.warning("%s: %s", row.filename, error)
                 readable.append(False)
         faces = iter(pipeline.find_faces(images))
-        best = [next(faces)[:1] if ok else [] for ok in readable]
+        best = [largest_face(next(faces)) if ok else [] for ok in readable]
         crops = [found[0].crop for found in best if found]
         logits, female = pipeline.raw_outputs(np.array(crops))
         scored = iter(range(len(crops)))
@@ -71,23 +75,34 @@ def run_pipeline(pipeline, rows: list[LabelledImage], images_dir: Path, batch_si
     return outputs
 
 
+def largest_face(faces: list) -> list:
+    """The face with the largest box, as a list of zero or one."""
+    return [max(faces, key=lambda face: face.detection.box[2] * face.detection.box[3])] if faces else []
+
+
 def compute_metrics(rows, outputs, temperature: float, level: float, seconds: float) -> tuple[dict, list[dict]]:
+    """Figures for exact ages (MAE), for age groups (share inside, distance) and for gender, per group too."""
     from ml.model import summarize_ages
 
     found = [(row, out) for row, out in zip(rows, outputs, strict=True) if out is not None]
-    records = []
+    records, calibration = [], {}
     if found:
         logits = np.stack([out[0] for _, out in found])
+        low_ages = np.array([r.age_min for r, _ in found])
+        high_ages = np.array([r.age_max for r, _ in found])
+        informative = ~is_weak_range(low_ages, high_ages)
         mean, low, high = summarize_ages(logits, temperature, level)
-        calibration = {
-            str(lvl): float(np.mean(_covers(summarize_ages(logits, temperature, lvl), [r.age for r, _ in found])))
-            for lvl in CALIBRATION_LEVELS
-        }
+        for lvl in CALIBRATION_LEVELS:
+            _, lo, hi = summarize_ages(logits, temperature, lvl)
+            covered = interval_coverage(lo, hi, low_ages, high_ages)[informative]
+            calibration[str(lvl)] = float(covered.mean()) if covered.size else None
         for (row, out), value, lo, hi in zip(found, mean, low, high, strict=True):
             records.append(
                 {
                     "filename": row.filename,
                     "age": row.age,
+                    "age_min": row.age_min,
+                    "age_max": row.age_max,
                     "gender": row.gender,
                     "race": row.race,
                     "age_pred": float(value),
@@ -97,36 +112,78 @@ def compute_metrics(rows, outputs, temperature: float, level: float, seconds: fl
                     "detection_confidence": out[2],
                 }
             )
-    else:
-        calibration = {}
-    errors = np.array([abs(r["age_pred"] - r["age"]) for r in records])
+    exact = [r for r in records if r["age"] is not None]
+    ranged = [r for r in records if r["age"] is None and not is_weak_range(r["age_min"], r["age_max"])]
+    weak = [r for r in records if is_weak_range(r["age_min"], r["age_max"])]
+    scored = exact + ranged
+    missed = [row for row, out in zip(rows, outputs, strict=True) if out is None]
     metrics = {
         "n": len(rows),
         "evaluated": len(records),
-        "detection_misses": len(rows) - len(records),
-        "age_mae": _mean(errors),
-        "gender_accuracy": _gender_accuracy(records),
-        "interval_level": level,
-        "interval_coverage": _mean([r["age_low"] <= r["age"] <= r["age_high"] for r in records]),
-        "interval_mean_width": _mean([r["age_high"] - r["age_low"] for r in records]),
-        "interval_calibration": calibration,
+        "detection_misses": len(missed),
+        "detection_misses_by_group": {
+            group: {"n": total, "missed": sum(_group_of(row) == group for row in missed)}
+            for group, total in Counter(_group_of(row) for row in rows).items()
+        },
+        "age_mae": _mean([abs(r["age_pred"] - r["age"]) for r in exact]),
         "mae_by_band": {
-            name: _mean([abs(r["age_pred"] - r["age"]) for r in records if lo <= r["age"] <= hi])
+            name: _mean([abs(r["age_pred"] - r["age"]) for r in exact if lo <= r["age"] <= hi])
             for name, lo, hi in AGE_BANDS
         },
+        "age_in_range": _mean([_in_range(r) for r in ranged]),
+        "age_range_distance": _mean([_distance(r) for r in ranged]),
+        "by_age_group": _by_age_group(ranged),
+        "age_bound_inside": _mean([_in_range(r) for r in weak]),
+        "gender_accuracy": _gender_accuracy(records),
+        "interval_level": level,
+        "interval_coverage": _mean(_coverage(scored)),
+        "interval_mean_width": _mean([r["age_high"] - r["age_low"] for r in scored]),
+        "interval_calibration": calibration,
         "images_per_second": len(rows) / seconds if seconds > 0 else None,
     }
     if any(r["race"] is not None for r in records):
-        metrics["by_race"] = _grouped(records, "race", RACES)
+        metrics["by_race"] = _grouped(records, "race", {})
     if any(r["gender"] is not None for r in records):
         metrics["by_gender"] = _grouped(records, "gender", GENDERS)
     return metrics, records
 
 
-def _covers(summary, ages) -> np.ndarray:
-    _, low, high = summary
-    ages = np.asarray(ages)
-    return (ages >= low) & (ages <= high)
+def _group_of(row: LabelledImage) -> str:
+    """The age band of an exact age, or the range itself (``"46-55"``) for a range label."""
+    if row.age is not None:
+        return next(name for name, lo, hi in AGE_BANDS if lo <= row.age <= hi)
+    return f"{row.age_min}-{row.age_max}"
+
+
+def _in_range(record) -> bool:
+    return record["age_min"] <= record["age_pred"] <= record["age_max"]
+
+
+def _distance(record) -> float:
+    return float(distance_to_range(record["age_pred"], record["age_min"], record["age_max"]))
+
+
+def _coverage(records) -> list[float]:
+    if not records:
+        return []
+    columns = [np.array([r[key] for r in records]) for key in ("age_low", "age_high", "age_min", "age_max")]
+    return list(interval_coverage(*columns))
+
+
+def _by_age_group(records) -> dict:
+    groups = {}
+    for lo, hi in sorted({(r["age_min"], r["age_max"]) for r in records}):
+        members = [r for r in records if (r["age_min"], r["age_max"]) == (lo, hi)]
+        groups[f"{lo}-{hi}"] = {
+            "n": len(members),
+            "in_range": _mean([_in_range(r) for r in members]),
+            "distance": _mean([_distance(r) for r in members]),
+            "offset": _mean([float(signed_offset(r["age_pred"], lo, hi)) for r in members]),
+            "mean_prediction": _mean([r["age_pred"] for r in members]),
+            "interval_coverage": _mean(_coverage(members)),
+            "gender_accuracy": _gender_accuracy(members),
+        }
+    return groups
 
 
 def _mean(values) -> float | None:
@@ -140,12 +197,14 @@ def _gender_accuracy(records) -> float | None:
 
 
 def _grouped(records, key: str, names: dict) -> dict:
+    """Per value of ``key``: count, age error (MAE, or distance to the range) and gender accuracy."""
     groups = {}
     for value in sorted({r[key] for r in records if r[key] is not None}):
         members = [r for r in records if r[key] == value]
+        informative = [r for r in members if not is_weak_range(r["age_min"], r["age_max"])]
         groups[names.get(value, str(value))] = {
             "n": len(members),
-            "age_mae": _mean([abs(r["age_pred"] - r["age"]) for r in members]),
+            "age_error": _mean([_distance(r) for r in informative]),
             "gender_accuracy": _gender_accuracy(members),
         }
     return groups

@@ -12,14 +12,18 @@ import numpy as np  # noqa: E402
 
 
 def write_report(out: Path, metrics: dict, records: list[dict], model_version: str) -> None:
+    exact = [r for r in records if r["age"] is not None]
+    ranged = [r for r in records if r["age"] is None]
     plots = []
+    if exact:
+        plots += [_age_scatter(out, exact), _error_by_band(out, metrics)]
+    if metrics["by_age_group"]:
+        plots.append(_predictions_by_group(out, ranged, metrics))
     if records:
-        plots = [
-            _age_scatter(out, records),
-            _error_by_band(out, metrics),
-            _gender_confusion(out, records),
-            _calibration(out, metrics),
-        ]
+        plots.append(_gender_confusion(out, records))
+    if any(v is not None for v in metrics["interval_calibration"].values()):
+        plots.append(_calibration(out, metrics))
+    level = f"{metrics['interval_level']:.0%}"
     lines = [
         f"# Evaluation of {model_version}",
         "",
@@ -27,25 +31,42 @@ def write_report(out: Path, metrics: dict, records: list[dict], model_version: s
         "| --- | --- |",
         f"| images | {metrics['n']} |",
         f"| detection misses | {metrics['detection_misses']} |",
-        f"| age MAE (years) | {_fmt(metrics['age_mae'])} |",
+        f"| age MAE, exact ages (years) | {_fmt(metrics['age_mae'])} |",
+        f"| age inside its group | {_fmt(metrics['age_in_range'], percent=True)} |",
+        f"| distance to the age group (years, 0 inside) | {_fmt(metrics['age_range_distance'])} |",
+        f"| age inside the set's stated bound | {_fmt(metrics['age_bound_inside'], percent=True)} |",
         f"| gender accuracy | {_fmt(metrics['gender_accuracy'], percent=True)} |",
-        f"| {metrics['interval_level']:.0%} interval coverage | {_fmt(metrics['interval_coverage'], percent=True)} |",
+        f"| {level} interval coverage | {_fmt(metrics['interval_coverage'], percent=True)} |",
         f"| mean interval width (years) | {_fmt(metrics['interval_mean_width'])} |",
         f"| images per second (whole pipeline) | {_fmt(metrics['images_per_second'])} |",
-        "",
-        "## Age MAE by band",
-        "",
-        "| band | MAE |",
-        "| --- | --- |",
-        *[f"| {band} | {_fmt(value)} |" for band, value in metrics["mae_by_band"].items()],
     ]
+    if exact:
+        lines += ["", "## Age MAE by band", "", "| band | MAE |", "| --- | --- |"]
+        lines += [f"| {band} | {_fmt(value)} |" for band, value in metrics["mae_by_band"].items()]
+    if metrics["by_age_group"]:
+        lines += [
+            "",
+            "## By age group",
+            "",
+            f"| group | n | inside | distance | offset | mean prediction | {level} coverage | gender accuracy |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {group} | {v['n']} | {_fmt(v['in_range'], percent=True)} | {_fmt(v['distance'])} | "
+            f"{_fmt(v['offset'])} | {_fmt(v['mean_prediction'])} | {_fmt(v['interval_coverage'], percent=True)} | "
+            f"{_fmt(v['gender_accuracy'], percent=True)} |"
+            for group, v in metrics["by_age_group"].items()
+        ]
     for key, title in (("by_gender", "By gender"), ("by_race", "By race")):
         if key in metrics:
-            lines += ["", f"## {title}", "", "| group | n | age MAE | gender accuracy |", "| --- | --- | --- | --- |"]
+            lines += ["", f"## {title}", "", "| group | n | age error | gender accuracy |", "| --- | --- | --- | --- |"]
             lines += [
-                f"| {group} | {v['n']} | {_fmt(v['age_mae'])} | {_fmt(v['gender_accuracy'], percent=True)} |"
+                f"| {group} | {v['n']} | {_fmt(v['age_error'])} | {_fmt(v['gender_accuracy'], percent=True)} |"
                 for group, v in metrics[key].items()
             ]
+    lines += ["", "## Detection misses by age group", "", "| group | photos | missed |", "| --- | --- | --- |"]
+    lines += [f"| {g} | {v['n']} | {v['missed']} |" for g, v in sorted(metrics["detection_misses_by_group"].items())]
+    lines += ["", "Age error: MAE for exact ages, distance to the group for age groups (0 inside)."]
     lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in plots]
     (out / "report.md").write_text("\n".join(lines) + "\n")
 
@@ -82,6 +103,19 @@ def _error_by_band(out: Path, metrics) -> str:
     return _save(fig, out, "error_by_band.png")
 
 
+def _predictions_by_group(out: Path, records, metrics) -> str:
+    groups = list(metrics["by_age_group"])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, group in enumerate(groups):
+        lo, hi = (int(v) for v in group.split("-"))
+        preds = [r["age_pred"] for r in records if (r["age_min"], r["age_max"]) == (lo, hi)]
+        ax.add_patch(plt.Rectangle((i - 0.4, lo), 0.8, hi - lo, color="tab:green", alpha=0.2))
+        ax.scatter(np.full(len(preds), i) + np.linspace(-0.3, 0.3, len(preds)), preds, s=3, alpha=0.4)
+    ax.set(xticks=range(len(groups)), xticklabels=groups, xlabel="labelled age group (shaded)")
+    ax.set(ylabel="predicted age", title="Predicted age by labelled group")
+    return _save(fig, out, "age_by_group.png")
+
+
 def _gender_confusion(out: Path, records) -> str:
     known = [r for r in records if r["gender"] is not None]
     matrix = np.zeros((2, 2), dtype=int)
@@ -97,8 +131,8 @@ def _gender_confusion(out: Path, records) -> str:
 
 
 def _calibration(out: Path, metrics) -> str:
-    levels = [float(level) for level in metrics["interval_calibration"]]
-    observed = list(metrics["interval_calibration"].values())
+    pairs = [(float(level), value) for level, value in metrics["interval_calibration"].items() if value is not None]
+    levels, observed = [p[0] for p in pairs], [p[1] for p in pairs]
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0.4, 1], [0.4, 1], color="black", linewidth=1, label="perfect")
     ax.plot(levels, observed, marker="o", label="model")

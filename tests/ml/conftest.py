@@ -16,14 +16,23 @@ def utkface_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def korean_dir(utkface_dir: Path) -> Path:
+    """The shared Korean family set (age groups), beside UTKFace."""
+    path = utkface_dir.parent / "korean_family_age"
+    if not (path / "labels.csv").exists():
+        pytest.skip(f"the Korean family set is not at {path}")
+    return path
+
+
 @pytest.fixture
 def write_subset(utkface_dir: Path):
     """Writes a labels CSV with rows of each split, spread over the whole file (every k-th row)."""
-    return lambda out, per_split: _write_subset(utkface_dir, out, per_split)
+    return lambda out, per_split, source=utkface_dir: _write_subset(source, out, per_split)
 
 
-def _write_subset(utkface_dir: Path, out: Path, per_split: dict[str, int]) -> Path:
-    with open(utkface_dir / "labels.csv", newline="") as handle:
+def _write_subset(data_dir: Path, out: Path, per_split: dict[str, int]) -> Path:
+    with open(data_dir / "labels.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     chosen = []
     for split, count in per_split.items():

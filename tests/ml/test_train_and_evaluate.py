@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -11,8 +12,9 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
-from ml import evaluate, train
+from ml import evaluate, evaluate_all, train
 from ml.inference import FacePipeline
+from ml.training import read_checkpoint_state
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +29,7 @@ def test_smoke_training_run_exports_a_model_the_facade_can_load(utkface_dir, wri
         ]
     )  # fmt: skip
     assert summary["val"]["n"] == 16
-    assert 0 <= summary["val"]["interval_coverage"] <= 1
+    assert 0 <= summary["val"]["interval_coverage"]["utkface"] <= 1
     assert (tmp_path / "run" / "history.csv").exists() and (tmp_path / "run" / "train.log").exists()
     assert any((tmp_path / "cache").rglob("crops-*-32.npz"))
 
@@ -78,26 +80,82 @@ def test_evaluation_works_on_uncropped_photos_with_only_filename_and_age(tmp_pat
     assert abs(metrics["age_mae"]) < 25
 
 
+def test_training_on_two_sets_with_exact_ages_and_age_groups(utkface_dir, korean_dir, write_subset, tmp_path):
+    utk = tmp_path / "utkface"
+    korean = tmp_path / "korean_family_age"
+    for folder, source in ((utk, utkface_dir), (korean, korean_dir)):
+        folder.mkdir()
+        (folder / "images").symlink_to(source / "images")
+        write_subset(folder / "labels.csv", {"train": 32, "val": 16}, source)
+    summary = train.main(
+        ["--data", str(utk), "--data", str(korean), "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
+         "--image-size", "32", "--epochs", "2", "--epoch-size", "64", "--batch-size", "16",
+         "--mix", "utkface=0.5,korean_family_age=0.5"]
+    )  # fmt: skip
+    val = summary["val"]
+    assert val["n"] == 32
+    assert {"val_utkface_age_error", "val_korean_family_age_age_error", "val_korean_family_age_gender_accuracy"} <= set(
+        val
+    )
+    assert set(val["interval_coverage"]) == {"utkface", "korean_family_age"}
+    history = list(csv.DictReader((tmp_path / "run" / "history.csv").open()))
+    assert [row["epoch"] for row in history] == ["0", "1"] and "val_score" in history[0]
+
+
+def test_evaluation_on_age_groups_reports_the_share_inside_and_the_distance(korean_dir, write_subset, tmp_path):
+    labels = write_subset(tmp_path / "labels.csv", {"test": 24}, korean_dir)
+    metrics = evaluate.main(["--labels", str(labels), "--images", str(korean_dir / "images"), "--split", "test",
+                             "--out", str(tmp_path / "out")])  # fmt: skip
+    assert metrics["n"] == 24 and metrics["age_mae"] is None
+    assert 0 <= metrics["age_in_range"] <= 1 and metrics["age_range_distance"] >= 0
+    groups = metrics["by_age_group"]
+    assert sum(g["n"] for g in groups.values()) == metrics["evaluated"]
+    assert all(g["distance"] == 0 for g in groups.values() if g["in_range"] == 1)
+    assert 0 <= metrics["interval_coverage"] <= 1
+    assert sum(g["n"] for g in metrics["detection_misses_by_group"].values()) == 24
+    predictions = list(csv.DictReader((tmp_path / "out" / "predictions.csv").open()))
+    for row in predictions:  # the share inside is what the predictions say
+        assert row["age"] == "" and int(row["age_min"]) <= int(row["age_max"])
+    inside = np.mean([int(r["age_min"]) <= float(r["age_pred"]) <= int(r["age_max"]) for r in predictions])
+    assert inside == metrics["age_in_range"]
+    assert "By age group" in (tmp_path / "out" / "report.md").read_text()
+    assert (tmp_path / "out" / "age_by_group.png").stat().st_size > 1000
+
+
+def test_evaluate_all_writes_one_table_for_every_set(utkface_dir, korean_dir, tmp_path):
+    summary = evaluate_all.main(["--data", str(utkface_dir), "--data", str(korean_dir), "--limit", "8",
+                                 "--out", str(tmp_path)])  # fmt: skip
+    assert [row["set"] for row in summary["sets"]] == ["utkface", "korean_family_age"]
+    utk, korean = summary["sets"]
+    assert utk["age_mae"] is not None and utk["age_in_range"] is None
+    assert korean["age_mae"] is None and korean["age_in_range"] is not None
+    table = (tmp_path / "summary.md").read_text()
+    assert summary["model_version"] in table and "korean_family_age" in table
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    assert (tmp_path / "korean_family_age-test" / "report.md").exists()
+
+
 def test_an_interrupted_training_run_resumes_where_it_stopped(utkface_dir, write_subset, tmp_path):
     """Kill a run after its first epoch; started again, it does only the remaining epochs."""
     labels = write_subset(tmp_path / "labels.csv", {"train": 32, "val": 8})
+    checkpoint = tmp_path / "elsewhere" / "run.keras"
     command = [
         sys.executable, "-m", "ml.train", "--data", str(utkface_dir), "--labels", str(labels),
         "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"), "--image-size", "32",
-        "--epochs", "3", "--batch-size", "8",
+        "--epochs", "3", "--batch-size", "8", "--checkpoint", str(checkpoint),
     ]  # fmt: skip
-    history = tmp_path / "run" / "history.csv"
     run = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600
-    while run.poll() is None and not (history.exists() and len(history.read_text().splitlines()) >= 2):
+    while run.poll() is None and not checkpoint.exists():
         assert time.monotonic() < deadline, "the first epoch never finished"
-        time.sleep(0.2)
+        time.sleep(0.1)
     run.kill()
     run.wait()
-    epochs_before = [row["epoch"] for row in csv.DictReader(history.open())]
-    assert epochs_before and "2" not in epochs_before  # killed before the end
+    epochs_before = [row["epoch"] for row in read_checkpoint_state(checkpoint)["history"]]
+    assert epochs_before and 2 not in epochs_before  # killed before the end
 
+    shutil.rmtree(tmp_path / "run")  # another machine: only the checkpoint file came along
     subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    epochs = [row["epoch"] for row in csv.DictReader(history.open())]
+    epochs = [row["epoch"] for row in csv.DictReader((tmp_path / "run" / "history.csv").open())]
     assert epochs == [str(e) for e in range(3)]  # each epoch once: nothing redone, nothing skipped
     assert (tmp_path / "run" / "summary.json").exists()
