@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: venv run check test lint audit format clean
+.PHONY: venv run check test lint audit format clean evaluate
 
 venv: $(STAMP)
 
@@ -39,6 +39,10 @@ lint: $(STAMP)
 # Known vulnerabilities in the installed dependencies; offline it falls back to a snapshot and says so.
 audit: $(STAMP)
 	$(VENV)/bin/python security/audit.py
+
+# The bundled model on the test split of every shared data set: docs/evaluation/summary.md (WEIGHTS=dir for others).
+evaluate: $(STAMP)
+	$(VENV)/bin/python -m ml.evaluate_all $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -140,9 +140,15 @@ class FacePipeline:
         """Age logits (N x AGE_BINS) and P(female) (N), averaged with the mirrored crops."""
         from ml.model import AGE_BINS, predict_with_flip
 
-        crops = np.asarray(crops, dtype=np.uint8).reshape(-1, self.crop_size, self.crop_size, 3)
         if len(crops) == 0:
             return np.zeros((0, AGE_BINS)), np.zeros(0)
+        crops = np.asarray(crops, dtype=np.uint8)
+        if crops.shape[1:] != (self.crop_size, self.crop_size, 3):
+            # Never reshape: crops aligned for other weights would become other, fewer faces.
+            raise ValueError(
+                f"crops of shape {crops.shape[1:]} given to {self.model_version}, which takes "
+                f"{self.crop_size} x {self.crop_size} x 3: align the faces again for these weights"
+            )
         return predict_with_flip(self._load_model(), crops, self.batch_size)
 
     def predict(self, images_rgb: list[np.ndarray]) -> list[ImagePrediction]:

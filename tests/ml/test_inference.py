@@ -65,3 +65,10 @@ def test_exif_orientation_is_applied(tmp_path):
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
     image.save(tmp_path / "rotated.jpg", exif=exif)
     assert load_rgb((tmp_path / "rotated.jpg").read_bytes()).shape == (40, 20, 3)
+
+
+def test_crops_of_another_size_are_refused_not_reshaped(pipeline):
+    size = pipeline.crop_size
+    other = np.zeros((9, size // 2 + 8, size // 2 + 8, 3), np.uint8)
+    with pytest.raises(ValueError, match="align the faces again"):
+        pipeline.estimate(other)
