@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 
 # The whole app on embedded Redis + SecantusDB + SQLite at http://127.0.0.1:8000 (PORT=... to change).
 run: $(STAMP)
-	$(VENV)/bin/python -m mairror.devstack run
+	$(VENV)/bin/python -m devtools.devstack run
 
 # What CI runs (.ci/run): ruff, the dependency audit, then the tests; the first failure stops it.
 check: lint audit test

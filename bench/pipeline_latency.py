@@ -27,7 +27,9 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
-from mairror.devstack import REPO_ROOT, free_port, start_mongo, start_redis, start_web, start_worker
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # devtools/ is not installed: the repository's
+
+from devtools.devstack import REPO_ROOT, free_port, start_mongo, start_redis, start_web, start_worker  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -15,7 +15,8 @@ import skimage.data
 from django.conf import settings
 from django.test import override_settings
 
-from mairror import celery_app, devstack
+from devtools import devstack
+from mairror import celery_app
 from mairror.settings import BASE_DIR
 from tests.apps.telegram.fake_bot_api import FakeBotApi
 from tests.apps.telegram.support import TOKEN

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import sync_playwright
 
-from mairror import devstack
+from devtools import devstack
 from mairror.settings import BASE_DIR
 from tests.support import app_env
 

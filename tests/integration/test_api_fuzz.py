@@ -16,7 +16,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from mairror import celery_app, devstack
+from devtools import devstack
+from mairror import celery_app
 from tests.support import app_env
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -37,7 +37,7 @@ from apps.telegram.tasks import telegram_handle_update
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create
 from apps.uploads.tasks import INFRASTRUCTURE_FAILURE
-from mairror import devstack
+from devtools import devstack
 from mairror.settings import BASE_DIR
 from tests.apps.telegram.fake_bot_api import FakeBotApi
 from tests.apps.telegram.support import SECRET, TOKEN, WEBHOOK_URL, chat_of, photo_update

@@ -17,7 +17,7 @@ from apps.predictions.models import FacePrediction
 from apps.predictions.services import prediction_pipeline_start
 from apps.predictions.tasks import predict_ages
 from apps.uploads.models import Upload
-from mairror import devstack
+from devtools import devstack
 from tests.support import app_env, make_client, photo_file, stored_files, wait_until_finished
 
 pytestmark = pytest.mark.django_db(transaction=True)

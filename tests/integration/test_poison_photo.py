@@ -12,7 +12,7 @@ import redis
 from django.conf import settings
 
 from apps.faces.services import TOO_MANY_ATTEMPTS
-from mairror import devstack
+from devtools import devstack
 from tests.support import app_env, make_client, photo_file, wait_until_finished
 
 pytestmark = pytest.mark.django_db(transaction=True)

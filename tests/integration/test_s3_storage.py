@@ -11,7 +11,7 @@ from PIL import Image
 
 from apps.predictions.models import FacePrediction
 from apps.uploads.models import Upload
-from mairror import devstack
+from devtools import devstack
 from tests.support import make_client, photo_file, wait_until_finished
 
 pytestmark = pytest.mark.django_db(transaction=True)

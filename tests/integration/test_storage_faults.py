@@ -15,7 +15,7 @@ from django.test import override_settings
 from apps.predictions.errors import RETRY_AFTER_SECONDS
 from apps.predictions.services import STORAGE_UNAVAILABLE
 from apps.uploads.models import Upload
-from mairror import devstack
+from devtools import devstack
 from tests.support import photo_file, stored_files
 
 API_URL = "/api/v1/predictions"

@@ -9,7 +9,7 @@ from django.conf import settings
 
 from apps.predictions.models import FacePrediction
 from apps.uploads.models import Upload
-from mairror import devstack
+from devtools import devstack
 from tests.support import app_env, make_client, photo_file, wait_until_finished
 
 pytestmark = pytest.mark.django_db(transaction=True)

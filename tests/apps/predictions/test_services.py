@@ -11,7 +11,7 @@ from apps.predictions.models import FacePrediction
 from apps.predictions.services import QUEUE_UNAVAILABLE, prediction_request, predictions_estimate
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create, upload_start_processing
-from mairror import devstack
+from devtools import devstack
 from mairror.settings import BASE_DIR
 from tests.support import app_env, make_face, stored_files
 

@@ -26,7 +26,7 @@ from apps.predictions.services import STUCK_TOO_OFTEN, prediction_pipeline_start
 from apps.predictions.tasks import requeue_stuck_uploads
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create, upload_fail_if_stuck, upload_start_processing
-from mairror import devstack
+from devtools import devstack
 from tests.support import celery_publishing_to
 
 ML_QUEUE = "ml"

@@ -17,7 +17,7 @@ from apps.telegram import replies
 from apps.telegram.models import TelegramUpdate
 from apps.telegram.services import TOO_MANY_PHOTOS, telegram_update_handle, telegram_update_receive
 from apps.uploads.models import Upload
-from mairror import devstack
+from devtools import devstack
 from tests.apps.telegram.support import TOKEN, next_id, photo_update, text_update
 from tests.support import make_client, photo_file
 

