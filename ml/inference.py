@@ -51,9 +51,13 @@ class ModelInfo:
 
 def write_model(model, weights_dir: Path, image_size: int, age_temperature: float, extra: dict) -> ModelInfo:
     """Save weights (no optimizer state) and ``model.json``; the version is a hash of the weights."""
+    import keras
+
     weights_dir.mkdir(parents=True, exist_ok=True)
     path = weights_dir / MODEL_FILE
-    model.save(path, include_optimizer=False)
+    # Keras 3 ignores include_optimizer: an uncompiled model on the same layers saves weights
+    # only (a quarter of the size once Adam's moments and the weight average are attached).
+    keras.Model(model.input, model.output, name=model.name).save(path)
     version = "ag-" + hashlib.sha256(path.read_bytes()).hexdigest()[:10]
     info = {
         "version": version,

@@ -1,13 +1,16 @@
 """A smoke training run and evaluation runs, end to end through the real CLIs."""
 
 import csv
+import io
 import json
 import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
+import h5py
 import numpy as np
 from PIL import Image
 from skimage import data
@@ -32,6 +35,10 @@ def test_smoke_training_run_exports_a_model_the_facade_can_load(utkface_dir, wri
     assert 0 <= summary["val"]["interval_coverage"]["utkface"] <= 1
     assert (tmp_path / "run" / "history.csv").exists() and (tmp_path / "run" / "train.log").exists()
     assert any((tmp_path / "cache").rglob("crops-*-32.npz"))
+
+    with zipfile.ZipFile(tmp_path / "weights" / "age_gender.keras") as archive:
+        weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")))
+        assert "layers" in weights and "optimizer" not in weights, "served weights carry no optimizer state"
 
     pipeline = FacePipeline(tmp_path / "weights")
     assert pipeline.crop_size == 32
