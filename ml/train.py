@@ -86,6 +86,7 @@ def main(argv=None) -> dict:
     from ml.detection import FaceDetector
     from ml.sampling import MixedSampler, sampling_weights, strata
     from ml.training import (
+        RANGE_SPREAD_WEIGHT,
         CosineSchedule,
         ResumableCheckpoint,
         SetValidation,
@@ -129,7 +130,7 @@ def main(argv=None) -> dict:
     config = {"data": [str(d) for d in args.data], "shares": shares, "balance": args.balance, "seed": args.seed,
               "image_size": args.image_size, "epochs": args.epochs, "steps_per_epoch": steps,
               "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-              "time_budget_min": args.time_budget_min}  # fmt: skip
+              "time_budget_min": args.time_budget_min, "range_spread_weight": RANGE_SPREAD_WEIGHT}  # fmt: skip
     state = read_checkpoint_state(checkpoint)
     if state is not None:
         if state["config"] != config:

@@ -21,6 +21,9 @@ from ml.model import AGE_BINS, MAX_AGE, build_model, predict_with_flip, summariz
 from ml.sampling import MixedSampler
 
 L1_WEIGHT = 0.1  # weight of the distance from E[age] to the label next to the distribution loss
+# Weight of the pull towards an even spread inside an age group: without it the mass may sit in a
+# narrow peak anywhere in the group, and the intervals claim a precision the label never gave.
+RANGE_SPREAD_WEIGHT = 0.25
 INTERVAL_LEVEL = 0.8
 CHECKPOINT_STATE = "mairror_training_state.json"  # the run's progress, stored inside the checkpoint file
 
@@ -62,15 +65,21 @@ def _distance_to_label(expected, low, high):
 
 @keras.saving.register_keras_serializable(package="mairror")
 def age_loss(y_true, logits):
-    """Exact age: cross-entropy to the target distribution. Range: -log P(age in range).
+    """Exact age: cross-entropy to the target distribution. Range: -log P(age in range) plus
+    ``RANGE_SPREAD_WEIGHT`` x KL(the distribution inside the range || an even spread over it), i.e.
+    the entropy it lacks, at most log(years in the range): a gentle, bounded pull, not a target.
     Both: plus ``L1_WEIGHT`` x the distance from the expected age to the label (0 inside a range).
     """
     low, high, target = y_true[:, 0], y_true[:, 1], y_true[:, 2:]
     log_p = tf.nn.log_softmax(logits)
     cross_entropy = -tf.reduce_sum(target * log_p, axis=1)
     # -log P(range), in log space: a confidently wrong model still gets a full-strength gradient.
-    outside_range = -tf.reduce_logsumexp(tf.where(target > 0, log_p, -1e9), axis=1)
-    distribution = tf.where(tf.equal(low, high), cross_entropy, outside_range)
+    log_p_range = tf.reduce_logsumexp(tf.where(target > 0, log_p, -1e9), axis=1)
+    years_in_range = tf.maximum(tf.reduce_sum(target, axis=1), 1.0)
+    log_p_inside = tf.where(target > 0, log_p - log_p_range[:, None], 0.0)
+    uneven_spread = tf.reduce_sum(tf.exp(log_p_inside) * log_p_inside * target, axis=1) + tf.math.log(years_in_range)
+    range_loss = -log_p_range + RANGE_SPREAD_WEIGHT * uneven_spread
+    distribution = tf.where(tf.equal(low, high), cross_entropy, range_loss)
     return distribution + L1_WEIGHT * _distance_to_label(_expected_age(logits), low, high)
 
 

@@ -38,11 +38,17 @@ def test_exact_ages_keep_the_distribution_loss_plus_l1():
     assert loss(35, 35, logits) == pytest.approx(expected, rel=1e-4)
 
 
-def test_a_range_costs_nothing_wherever_the_mass_sits_inside_it():
-    inside = [loss(31, 45, peaked_logits(centre, 1.0)) for centre in (33, 38, 43)]
-    assert max(inside) < 0.01
-    assert loss(31, 45, peaked_logits(20, 1.0)) > 5  # all the mass below the range
-    assert loss(31, 45, peaked_logits(60, 1.0)) > 5
+def test_a_range_costs_nothing_when_the_mass_is_spread_evenly_over_it():
+    even = np.where((YEARS >= 31) & (YEARS <= 45), 0.0, -1e4).astype(np.float32)
+    assert loss(31, 45, even) == pytest.approx(0, abs=1e-4)
+
+
+def test_a_peak_inside_the_range_costs_a_little_the_same_anywhere_and_far_less_than_outside():
+    inside = [loss(31, 45, peaked_logits(centre, 1.0)) for centre in (35, 38, 41)]
+    assert max(inside) - min(inside) < 0.01  # no point inside the group is preferred
+    assert 0.1 < min(inside) < 0.25 * np.log(15)  # the pull towards an even spread, bounded
+    assert loss(31, 45, peaked_logits(20, 1.0)) > 5 * max(inside)  # all the mass below the range
+    assert loss(31, 45, peaked_logits(60, 1.0)) > 5 * max(inside)
 
 
 def test_a_confidently_wrong_prediction_still_gets_pulled_into_the_range():
