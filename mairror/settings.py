@@ -283,17 +283,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
-# The sweeper (apps.predictions.tasks.requeue_stuck_uploads, run by Celery beat) sends uploads
-# stuck for longer than STUCK_UPLOAD_MINUTES through the pipeline again. That timeout (20 min)
-# is longer than the visibility timeout (15 min), so the broker's own redelivery of a dead
-# worker's task comes first and the sweeper only catches what the broker lost (a publish that
-# never happened, a Redis that lost its data); and longer than the task retries above (about
-# 8 min), which do not touch the upload. A duplicate sent anyway is harmless: tasks are
-# idempotent. A sweep expires after one period, so sweeps do not pile up while no worker runs.
+# The sweeper (the task uploads_requeue_stuck, run by Celery beat) sends uploads stuck for longer
+# than STUCK_UPLOAD_MINUTES through the pipeline again. That timeout (20 min) is longer than the
+# visibility timeout (15 min), so the broker's own redelivery of a dead worker's task comes first
+# and the sweeper only catches what the broker lost (a publish that never happened, a Redis that
+# lost its data); and longer than the task retries above (about 8 min), which do not touch the
+# upload. A duplicate sent anyway is harmless: tasks are idempotent. A sweep expires after one
+# period, so sweeps do not pile up while no worker runs.
 SWEEP_STUCK_UPLOADS_SECONDS = env.int("SWEEP_STUCK_UPLOADS_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stuck-uploads": {
-        "task": "apps.predictions.tasks.requeue_stuck_uploads",
+        "task": "uploads_requeue_stuck",
         "schedule": SWEEP_STUCK_UPLOADS_SECONDS,
         "options": {"expires": SWEEP_STUCK_UPLOADS_SECONDS},
     },
@@ -301,7 +301,7 @@ CELERY_BEAT_SCHEDULE = {
     # At a time of day, not "every 24 h": beat's schedule file may not outlive its container
     # (docker-compose), and an interval starts again from each restart.
     "delete-expired-uploads": {
-        "task": "apps.predictions.tasks.delete_expired_uploads",
+        "task": "expired_data_delete",
         "schedule": crontab(hour=3, minute=30),
         "options": {"expires": 24 * 3600},
     },
@@ -316,13 +316,31 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-# GPU machines run `celery -A mairror worker -Q ml` and take only the model work.
+# GPU machines run `celery -A mairror worker -Q ml` and take only the model work. By task name: every
+# task has an explicit one (its service's), so moving a task to another module changes no route.
 CELERY_TASK_ROUTES = {
-    "apps.faces.tasks.detect_faces": {"queue": "ml"},
-    "apps.predictions.tasks.predict_ages": {"queue": "ml"},
+    "faces_detect": {"queue": "ml"},
+    "faces_estimate": {"queue": "ml"},
     # Network I/O with the Bot API, no model work.
-    "apps.telegram.tasks.*": {"queue": "celery"},
+    "telegram_*": {"queue": "celery"},
 }
+# Every task has a soft time limit, which raises SoftTimeLimitExceeded in it (a pipeline step then
+# fails its upload with a reason), and a hard one, past which its pool process is killed and replaced
+# (the upload is failed all the same): a hung task frees its worker. The defaults leave room for the
+# first task of a fresh worker, which also loads TensorFlow and the models (up to a minute on a busy
+# 2-core machine). Hard limits stay under the visibility timeout, or Redis would hand a task that is
+# still running to a second worker. A task's limits travel in its message: the process that queues it
+# (the web server, beat) decides them, so every process needs the same values.
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=330)
+# Detection gets less: one hung photo holds every upload queued behind it on ``ml`` (a GPU machine's
+# only worker). Once the models are loaded it takes about 0.1 s for a 640 px photo (docs/benchmarks.md).
+DETECTION_SOFT_TIME_LIMIT = env.int("DETECTION_SOFT_TIME_LIMIT", default=120)
+DETECTION_TIME_LIMIT = env.int("DETECTION_TIME_LIMIT", default=150)
+# Retention gets more: it deletes a day's expired uploads one by one. Stopped by the soft limit
+# between two of them, it leaves the rest to the next run.
+RETENTION_SOFT_TIME_LIMIT = env.int("RETENTION_SOFT_TIME_LIMIT", default=780)
+RETENTION_TIME_LIMIT = env.int("RETENTION_TIME_LIMIT", default=840)
 
 # --- API -------------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import kombu.exceptions
 import numpy as np
 import redis.exceptions
 from celery import chain
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
@@ -102,17 +103,17 @@ def prediction_request(*, image: File | CleanImage, channel: str, owner: APIKey 
 
 
 def prediction_pipeline_start(*, upload_id) -> None:
-    """Send detect_faces -> predict_ages; the face ids travel from one to the other in the broker.
+    """Send faces_detect -> faces_estimate; the face ids travel from one to the other in the broker.
 
     Raises ``PredictionUnavailable`` when the broker cannot be reached within the bounded publish
     retries (settings ``CELERY_TASK_PUBLISH_RETRY_POLICY``), rather than blocking for ever.
     """
     # Imported here: the task modules import this one.
-    from apps.faces.tasks import detect_faces
-    from apps.predictions.tasks import predict_ages
+    from apps.faces import tasks as faces_tasks
+    from apps.predictions import tasks
 
     try:
-        chain(detect_faces.s(str(upload_id)), predict_ages.s(str(upload_id))).apply_async()
+        chain(faces_tasks.faces_detect.s(str(upload_id)), tasks.faces_estimate.s(str(upload_id))).apply_async()
     except BROKER_ERRORS as error:
         logger.warning("could not queue upload %s: %s", upload_id, error)
         raise PredictionUnavailable(QUEUE_UNAVAILABLE) from error
@@ -130,7 +131,7 @@ def _pipeline_start_or_discard(*, upload_id) -> None:
         raise
 
 
-def predictions_estimate(*, face_ids: list[str], upload_id) -> None:
+def faces_estimate(*, face_ids: list[str], upload_id) -> None:
     """Estimate age and gender of the detected faces in one batch, store the results, finish the upload.
 
     Idempotent: rows are upserted by (upload, face index); an upload that is already finished is
@@ -357,6 +358,8 @@ def expired_data_delete() -> ExpiredDataDeleted:
     for upload in old.filter(~reviewed, kept_for_training=False).order_by("created_at").iterator():
         try:
             prediction_delete(upload=upload)
+        except SoftTimeLimitExceeded:
+            raise  # the task's time is up: what is deleted stays deleted, the next run goes on
         except Exception:
             logger.exception("retention: could not delete upload %s", upload.pk)
             failed += 1

@@ -163,10 +163,10 @@ def telegram_webhook_set(*, url: str) -> None:
 
 
 def _queue_handling(*, update_id: int) -> None:
-    from apps.telegram.tasks import telegram_handle_update  # the task module imports this one
+    from apps.telegram import tasks  # the task module imports this one
 
     try:
-        telegram_handle_update.delay(update_id)
+        tasks.telegram_update_handle.delay(update_id)
     except BROKER_ERRORS as error:
         logger.exception("could not queue update %s", update_id)
         TelegramUpdate.objects.filter(pk=update_id).delete()

@@ -5,9 +5,9 @@ import logging
 
 from celery import Task, shared_task
 
+from apps.telegram import services
 from apps.telegram.bot_api import BotApiError, BotApiRateLimited, BotApiUnavailable
-from apps.telegram.services import telegram_reply_fail, telegram_result_send, telegram_update_handle
-from apps.uploads.tasks import INFRASTRUCTURE_ERRORS
+from apps.uploads.tasks import INFRASTRUCTURE_ERRORS, TIME_LIMIT_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -35,19 +35,19 @@ class TelegramTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         update_id = inspect.signature(self.run).bind(*args, **kwargs).arguments["update_id"]
         try:
-            telegram_reply_fail(update_id=update_id, reason=_failure_reason(exc))
+            services.telegram_reply_fail(update_id=update_id, reason=_failure_reason(exc))
         except INFRASTRUCTURE_ERRORS:
             logger.exception("could not mark the reply to update %s failed after %s", update_id, self.name)
 
 
-@shared_task(base=TelegramTask)
-def telegram_handle_update(update_id: int) -> None:
-    telegram_update_handle(update_id=update_id)
+@shared_task(base=TelegramTask, name="telegram_update_handle")
+def telegram_update_handle(update_id: int) -> None:
+    services.telegram_update_handle(update_id=update_id)
 
 
-@shared_task(base=TelegramTask)
-def telegram_send_result(update_id: int) -> None:
-    telegram_result_send(update_id=update_id)
+@shared_task(base=TelegramTask, name="telegram_result_send")
+def telegram_result_send(update_id: int) -> None:
+    services.telegram_result_send(update_id=update_id)
 
 
 def _failure_reason(exc: Exception) -> str:
@@ -55,6 +55,8 @@ def _failure_reason(exc: Exception) -> str:
         return f"The Bot API stayed unavailable: {exc}"
     if isinstance(exc, BotApiError):
         return f"The Bot API refused: {exc}"
+    if isinstance(exc, TIME_LIMIT_ERRORS):
+        return f"Stopped after its time limit: {type(exc).__name__}"
     if isinstance(exc, INFRASTRUCTURE_ERRORS):
         return f"A service the bot depends on stayed unavailable: {type(exc).__name__}"
     return f"Internal error: {type(exc).__name__}"

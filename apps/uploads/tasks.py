@@ -8,6 +8,7 @@ import kombu.exceptions
 import pymongo.errors
 import redis.exceptions
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
@@ -30,7 +31,11 @@ INFRASTRUCTURE_ERRORS = (
     OSError,  # local storage; a missing file is handled before it gets here
 )
 
+# Soft: raised in the task. Hard: its pool process was killed, and the worker's main process calls on_failure.
+TIME_LIMIT_ERRORS = (SoftTimeLimitExceeded, TimeLimitExceeded)
+
 INFRASTRUCTURE_FAILURE = "A service the analysis depends on was unavailable for too long. Please try again later."
+TIMED_OUT = "The analysis of this photo took too long and was stopped."
 INTERNAL_FAILURE = "The photo could not be analysed because of an internal error."
 
 
@@ -39,7 +44,8 @@ class UploadTask(Task):
 
     Infrastructure errors are retried (2, 4, 8 ... s apart, at most UPLOAD_TASK_RETRY_BACKOFF_MAX,
     UPLOAD_TASK_MAX_RETRIES times); when the retries run out, or on any other error, the upload
-    is marked failed so that it never stays "processing" for ever.
+    is marked failed so that it never stays "processing" for ever; so is one past its time limit
+    (``CELERY_TASK_SOFT_TIME_LIMIT`` and ``CELERY_TASK_TIME_LIMIT``, or the task's own).
     """
 
     autoretry_for = INFRASTRUCTURE_ERRORS
@@ -50,7 +56,12 @@ class UploadTask(Task):
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         upload_id = inspect.signature(self.run).bind(*args, **kwargs).arguments["upload_id"]
-        reason = INFRASTRUCTURE_FAILURE if isinstance(exc, INFRASTRUCTURE_ERRORS) else INTERNAL_FAILURE
+        if isinstance(exc, TIME_LIMIT_ERRORS):
+            reason = TIMED_OUT
+        elif isinstance(exc, INFRASTRUCTURE_ERRORS):
+            reason = INFRASTRUCTURE_FAILURE
+        else:
+            reason = INTERNAL_FAILURE
         try:
             upload_fail(upload_id=upload_id, reason=reason)
         except INFRASTRUCTURE_ERRORS:

@@ -31,9 +31,9 @@ from rest_framework_api_key.models import APIKey
 from apps.predictions.errors import RETRY_AFTER_SECONDS
 from apps.predictions.models import FacePrediction
 from apps.predictions.services import QUEUE_UNAVAILABLE
+from apps.telegram import tasks
 from apps.telegram.models import TelegramUpdate
 from apps.telegram.services import telegram_update_handle
-from apps.telegram.tasks import telegram_handle_update
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create
 from apps.uploads.tasks import INFRASTRUCTURE_FAILURE
@@ -347,7 +347,7 @@ def test_a_telegram_photo_that_cannot_be_queued_is_kept_for_the_retry(bot_api, s
     with celery_publishing_to(broker_down), pytest.raises(kombu.exceptions.OperationalError) as raised:
         telegram_update_handle(update_id=update["update_id"])
 
-    assert issubclass(raised.type, telegram_handle_update.autoretry_for)  # so the task is retried
+    assert issubclass(raised.type, tasks.telegram_update_handle.autoretry_for)  # so the task is retried
     stored = TelegramUpdate.objects.get()
     assert (stored.handled_at, stored.upload, stored.payload) == (None, None, update)  # as it came
     assert not Upload.objects.exists()

@@ -15,7 +15,7 @@ from rest_framework_api_key.models import APIKey
 from apps.faces.services import UNREADABLE_IMAGE
 from apps.predictions.models import FacePrediction
 from apps.predictions.services import prediction_pipeline_start
-from apps.predictions.tasks import predict_ages
+from apps.predictions.tasks import faces_estimate
 from apps.uploads.models import Upload
 from devtools import devstack
 from tests.support import app_env, make_client, photo_file, stored_files, wait_until_finished
@@ -144,7 +144,7 @@ def test_redelivered_tasks_create_no_duplicates(api, one_face_jpeg, faces, worke
     prediction_pipeline_start(upload_id=upload_id)
     wait_until_finished(upload_id)
     # A late duplicate of the last task, after the upload is done.
-    duplicate = predict_ages.apply_async(args=[face_ids, upload_id])
+    duplicate = faces_estimate.apply_async(args=[face_ids, upload_id])
     wait_for_log(worker, f"[{duplicate.id}] succeeded")
 
     assert sorted(str(document["_id"]) for document in faces.find({"upload_id": upload_id})) == sorted(face_ids)

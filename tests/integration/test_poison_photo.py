@@ -38,6 +38,6 @@ def test_a_photo_that_kills_its_worker_every_time_is_set_aside(services_dir, one
     assert faces.count_documents({"upload_id": upload_id}) == 0
     log = log_file.read_text()
     assert log.count("exited with 'signal 9 (SIGKILL)'") == 2, log[-3000:]  # one per pool process killed
-    deliveries = re.findall(r"detect_faces\[([0-9a-f-]+)\] received", log)
+    deliveries = re.findall(r"faces_detect\[([0-9a-f-]+)\] received", log)
     assert len(deliveries) == 3 and len(set(deliveries)) == 1  # one task, delivered three times
     assert redis.Redis.from_url(settings.CELERY_BROKER_URL).llen("ml") == 0  # nothing left to redeliver

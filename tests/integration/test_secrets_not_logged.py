@@ -107,8 +107,8 @@ def test_no_secret_reaches_a_log_at_debug(worker, debug_logs, bot_settings, clie
     assert f"/bot{REDACTED}/setWebhook" in here
     assert "Unauthorized: /api/v1/predictions" in here and "Forbidden: /telegram/webhook" in here
     assert f"/bot{REDACTED}/sendPhoto" in worker_log and f"/file/bot{REDACTED}/" in worker_log
-    assert "apps.predictions.tasks.predict_ages" in worker_log
-    assert "apps.telegram.tasks.telegram_handle_update" in worker_log
+    assert "faces_estimate" in worker_log
+    assert "telegram_update_handle" in worker_log
 
 
 def test_the_filter_cuts_secrets_out_of_messages_arguments_and_tracebacks(bot_settings):

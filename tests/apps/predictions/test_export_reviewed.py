@@ -12,7 +12,7 @@ from PIL import Image
 
 from apps.faces.services import faces_detect
 from apps.predictions.models import FacePrediction
-from apps.predictions.services import dataset_split, prediction_review_create, predictions_estimate
+from apps.predictions.services import dataset_split, faces_estimate, prediction_review_create
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create
 from ml import evaluate
@@ -46,7 +46,7 @@ def test_reviewed_faces_round_trip_through_ml_evaluate(
 ):
     for photo in (one_face_jpeg, two_faces_jpeg):  # the real pipeline, in this process
         upload = upload_create(image=SimpleUploadedFile("p.jpg", photo), channel=Upload.Channel.WEB)
-        predictions_estimate(face_ids=faces_detect(upload_id=str(upload.pk)), upload_id=str(upload.pk))
+        faces_estimate(face_ids=faces_detect(upload_id=str(upload.pk)), upload_id=str(upload.pk))
     detected = list(FacePrediction.objects.order_by("pk"))
     assert len(detected) == 3
     truths = {}

@@ -17,9 +17,9 @@ from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
+from apps.predictions import tasks
 from apps.predictions.models import FacePrediction, PredictionReview
 from apps.predictions.services import expired_data_delete, prediction_review_create
-from apps.predictions.tasks import delete_expired_uploads
 from apps.telegram.models import TelegramUpdate
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create
@@ -120,14 +120,14 @@ def test_the_command_and_the_daily_task_delete_expired_uploads(make_upload, sett
     )
     assert not Upload.objects.filter(pk=first.pk).exists()
     second, _ = make_upload(31)
-    result = delete_expired_uploads.apply().get()
+    result = tasks.expired_data_delete.apply().get()
     assert result == {"uploads": 1, "kept_for_training": 1, "telegram_updates": 0, "failed": 0}
     assert not Upload.objects.filter(pk=second.pk).exists()
     # At 03:30 every day, whenever beat (re)started: not 24 h after each start of its container.
-    [entry] = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == delete_expired_uploads.name]
+    [entry] = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == tasks.expired_data_delete.name]
     assert entry["schedule"] == crontab(hour=3, minute=30)
     assert entry["options"]["expires"] == 24 * 3600
-    assert delete_expired_uploads.name in celery_app.tasks
+    assert tasks.expired_data_delete.name in celery_app.tasks
 
 
 # --- faces reviewed before uploads could be kept -------------------------------------------------
@@ -210,7 +210,7 @@ def test_an_upload_that_cannot_be_deleted_stops_neither_the_others_nor_the_teleg
     assert out.getvalue() == (
         "Deleted 0 uploads older than 30 days (0 as old are kept for training) and 0 Telegram updates.\n"
     )
-    assert delete_expired_uploads.apply().get()["failed"] == 1
+    assert tasks.expired_data_delete.apply().get()["failed"] == 1
     (photo / "in-the-way").unlink()
     assert expired_data_delete() == type(deleted)(uploads=1, kept_for_training=0, telegram_updates=0, failed=0)
     assert not Upload.objects.filter(pk=broken.pk).exists()

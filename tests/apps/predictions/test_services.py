@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.faces.services import TOO_MANY_ATTEMPTS, face_documents_store
 from apps.predictions.models import FacePrediction
-from apps.predictions.services import QUEUE_UNAVAILABLE, prediction_request, predictions_estimate
+from apps.predictions.services import QUEUE_UNAVAILABLE, faces_estimate, prediction_request
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create, upload_start_processing
 from devtools import devstack
@@ -33,7 +33,7 @@ def test_request_queues_the_pipeline_only_once_committed(db, one_face_jpeg, djan
 def test_no_face_is_a_result_not_an_error(upload):
     upload_start_processing(upload_id=upload.pk)
 
-    predictions_estimate(face_ids=[], upload_id=str(upload.pk))
+    faces_estimate(face_ids=[], upload_id=str(upload.pk))
 
     upload.refresh_from_db()
     assert upload.status == Upload.Status.DONE
@@ -47,7 +47,7 @@ def test_estimation_counts_its_run_and_gives_up_past_the_limit(upload, faces, se
     upload_start_processing(upload_id=upload.pk)  # detection's claim: 1
     Upload.objects.filter(pk=upload.pk).update(processing_attempts=3)  # two estimations died with their worker
 
-    predictions_estimate(face_ids=face_ids, upload_id=str(upload.pk))
+    faces_estimate(face_ids=face_ids, upload_id=str(upload.pk))
 
     upload.refresh_from_db()
     assert (upload.status, upload.failure_reason, upload.processing_attempts) == ("failed", TOO_MANY_ATTEMPTS, 4)
@@ -58,7 +58,7 @@ def test_estimation_within_the_limit_is_counted_and_finishes(upload, settings):
     settings.MAX_PROCESSING_ATTEMPTS = 3
     upload_start_processing(upload_id=upload.pk)
 
-    predictions_estimate(face_ids=[], upload_id=str(upload.pk))
+    faces_estimate(face_ids=[], upload_id=str(upload.pk))
 
     upload.refresh_from_db()
     assert (upload.status, upload.processing_attempts) == (Upload.Status.DONE, 2)
@@ -68,7 +68,7 @@ def test_estimation_leaves_a_finished_upload_alone(upload, faces):
     face_ids = face_documents_store(upload_id=str(upload.pk), faces=[make_face(0)])
     Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.FAILED, failure_reason="Unreadable.")
 
-    predictions_estimate(face_ids=face_ids, upload_id=str(upload.pk))
+    faces_estimate(face_ids=face_ids, upload_id=str(upload.pk))
 
     upload.refresh_from_db()
     assert (upload.status, upload.failure_reason) == (Upload.Status.FAILED, "Unreadable.")
@@ -79,7 +79,7 @@ def test_faces_of_an_upload_deleted_during_analysis_are_removed(db, faces):
     upload_id = str(uuid.uuid4())
     face_ids = face_documents_store(upload_id=upload_id, faces=[make_face(0), make_face(1)])
 
-    predictions_estimate(face_ids=face_ids, upload_id=upload_id)
+    faces_estimate(face_ids=face_ids, upload_id=upload_id)
 
     assert faces.count_documents({"upload_id": upload_id}) == 0
 

@@ -19,11 +19,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.utils import timezone
 
-from apps.faces.tasks import detect_faces
+from apps.faces.tasks import faces_detect
 from apps.predictions import services as prediction_services
+from apps.predictions import tasks
 from apps.predictions.selectors import ml_queue_length
 from apps.predictions.services import STUCK_TOO_OFTEN, prediction_pipeline_start, uploads_requeue_stuck
-from apps.predictions.tasks import requeue_stuck_uploads
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create, upload_fail_if_stuck, upload_start_processing
 from devtools import devstack
@@ -60,7 +60,7 @@ def make_upload(db, broker, one_face_jpeg):
 
 
 def queued_upload_ids(broker) -> list[str]:
-    """The upload of every pipeline start waiting on the ``ml`` queue (its first task, detect_faces)."""
+    """The upload of every pipeline start waiting on the ``ml`` queue (its first task, faces_detect)."""
     ids = []
     for message in broker.lrange(ML_QUEUE, 0, -1):
         args, _kwargs, _embed = json.loads(base64.b64decode(json.loads(message)["body"]))
@@ -134,7 +134,7 @@ def test_the_timeout_is_a_setting(make_upload, broker, settings):
 def test_the_celery_task_runs_the_sweeper(make_upload, broker):
     upload = make_upload(minutes_ago=stuck())
 
-    assert requeue_stuck_uploads() == {"requeued": 1, "failed": 0}
+    assert tasks.uploads_requeue_stuck() == {"requeued": 1, "failed": 0}
     assert queued_upload_ids(broker) == [str(upload.pk)]
 
 
@@ -191,7 +191,7 @@ def test_while_the_ml_queue_holds_messages_only_uploads_not_waiting_in_it_can_be
     prediction_pipeline_start(upload_id=waiting.pk)  # a backlog: a recent upload still in the queue
     pending = make_upload(minutes_ago=stuck(5))
     pending_given_up = make_upload(minutes_ago=stuck(), requeue_count=1)
-    estimating = make_upload(Upload.Status.PROCESSING, minutes_ago=stuck(), faces_found=2)  # predict_ages queued
+    estimating = make_upload(Upload.Status.PROCESSING, minutes_ago=stuck(), faces_found=2)  # faces_estimate queued
     detecting = make_upload(Upload.Status.PROCESSING, minutes_ago=stuck())  # claimed, then nothing
 
     assert uploads_requeue_stuck() == {"requeued": 1, "failed": 0}
@@ -221,8 +221,8 @@ def test_the_ml_queue_length_is_read_from_the_broker(stores, broker):
     assert ml_queue_length() == 0  # Redis has no key for an empty queue
 
     for upload_id in ("a", "b", "c"):
-        detect_faces.apply_async((upload_id,))
-    detect_faces.apply_async(("d",), priority=5)  # kept by kombu in a list of its own
+        faces_detect.apply_async((upload_id,))
+    faces_detect.apply_async(("d",), priority=5)  # kept by kombu in a list of its own
 
     assert ml_queue_length() == 4
     assert broker.llen(ML_QUEUE) == 3

@@ -9,14 +9,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from apps.predictions.models import FacePrediction
-from apps.telegram import replies
+from apps.telegram import replies, tasks
 from apps.telegram.models import TelegramUpdate
 from apps.telegram.services import (
     telegram_result_send,
     telegram_update_handle,
     telegram_update_receive,
 )
-from apps.telegram.tasks import telegram_send_result
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create, upload_fail
 from tests.apps.telegram.fake_bot_api import DOWNLOAD
@@ -226,7 +225,7 @@ def test_the_reply_is_queued_when_a_telegram_upload_finishes(
     photo_sent, one_face_jpeg, monkeypatch, django_capture_on_commit_callbacks
 ):
     queued = []
-    monkeypatch.setattr(telegram_send_result, "delay", queued.append)
+    monkeypatch.setattr(tasks.telegram_result_send, "delay", queued.append)
     other = upload_create(image=SimpleUploadedFile("b.jpg", one_face_jpeg), channel=Upload.Channel.API)
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -6,14 +6,14 @@ from celery import Task
 from apps.telegram.bot_api import BotApiRateLimited, BotApiUnavailable
 from apps.telegram.models import TelegramUpdate
 from apps.telegram.services import telegram_update_receive
-from apps.telegram.tasks import TelegramTask, telegram_handle_update, telegram_send_result
+from apps.telegram.tasks import TelegramTask, telegram_result_send, telegram_update_handle
 from mairror import celery_app
 from tests.apps.telegram.support import text_update
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("task", [telegram_handle_update, telegram_send_result])
+@pytest.mark.parametrize("task", [telegram_update_handle, telegram_result_send])
 def test_tasks_retry_for_minutes_and_acknowledge_late(task):
     assert BotApiUnavailable in task.autoretry_for
     assert (task.max_retries, task.retry_backoff, task.retry_backoff_max) == (8, 2, 300)
@@ -32,10 +32,10 @@ def test_an_api_that_stays_down_ends_in_a_failed_reply_with_the_reason(fake_api)
     fake_api.fail(status=500)
     update_id = received("/help")
 
-    result = telegram_handle_update.apply(args=[update_id])
+    result = telegram_update_handle.apply(args=[update_id])
 
     assert result.failed()
-    assert len(fake_api.requests("sendMessage")) == 1 + telegram_handle_update.max_retries
+    assert len(fake_api.requests("sendMessage")) == 1 + telegram_update_handle.max_retries
     row = TelegramUpdate.objects.get(pk=update_id)
     assert row.reply_status == TelegramUpdate.ReplyStatus.FAILED
     assert row.reply_failure_reason == "The Bot API stayed unavailable: sendMessage: HTTP 500"
@@ -46,7 +46,7 @@ def test_a_refusal_is_not_retried(fake_api):
     fake_api.fail("sendMessage", status=403)
     update_id = received("/help")
 
-    assert telegram_handle_update.apply(args=[update_id]).failed()
+    assert telegram_update_handle.apply(args=[update_id]).failed()
 
     assert len(fake_api.requests("sendMessage")) == 1
     row = TelegramUpdate.objects.get(pk=update_id)
@@ -59,7 +59,7 @@ def test_a_rate_limit_waits_as_long_as_telegram_says(monkeypatch):
     countdowns = []
     monkeypatch.setattr(Task, "retry", lambda self, *args, countdown=None, **kwargs: countdowns.append(countdown))
 
-    telegram_handle_update.retry(exc=BotApiRateLimited("sendMessage", 17), countdown=4)
-    telegram_handle_update.retry(exc=BotApiUnavailable("sendMessage: HTTP 500"), countdown=4)
+    telegram_update_handle.retry(exc=BotApiRateLimited("sendMessage", 17), countdown=4)
+    telegram_update_handle.retry(exc=BotApiUnavailable("sendMessage: HTTP 500"), countdown=4)
 
     assert countdowns == [17, 4]

@@ -6,7 +6,7 @@ import kombu.exceptions
 import pytest
 
 from apps.telegram.models import TelegramUpdate
-from apps.telegram.tasks import telegram_handle_update
+from apps.telegram.tasks import telegram_update_handle
 from tests.apps.telegram.support import SECRET, WEBHOOK_URL, post_update, text_update
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def queued(monkeypatch) -> list:
     """Update ids the view queued for handling."""
     ids = []
-    monkeypatch.setattr(telegram_handle_update, "delay", ids.append)
+    monkeypatch.setattr(telegram_update_handle, "delay", ids.append)
     return ids
 
 
@@ -57,7 +57,7 @@ def test_an_unreachable_broker_gets_503_and_keeps_nothing(client, monkeypatch):
     def broker_down(update_id):
         raise kombu.exceptions.OperationalError("connection refused")
 
-    monkeypatch.setattr(telegram_handle_update, "delay", broker_down)
+    monkeypatch.setattr(telegram_update_handle, "delay", broker_down)
 
     response = post_update(client, text_update("/help"))
 

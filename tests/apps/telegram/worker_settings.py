@@ -4,6 +4,5 @@ up to minutes, so that "the Bot API stays down" ends in seconds (test_tasks chec
 from mairror.settings import *  # noqa: F403
 
 CELERY_TASK_ANNOTATIONS = {
-    name: {"retry_backoff_max": 1, "max_retries": 3}
-    for name in ("apps.telegram.tasks.telegram_handle_update", "apps.telegram.tasks.telegram_send_result")
+    name: {"retry_backoff_max": 1, "max_retries": 3} for name in ("telegram_update_handle", "telegram_result_send")
 }
