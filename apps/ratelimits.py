@@ -1,4 +1,4 @@
-"""Rate limits on uploads, shared by the API, the upload page and the Telegram bot.
+"""What the rate limits of the API, the upload page and the Telegram bot share; each defines its own.
 
 DRF's sliding-window throttles, with their counters in the shared Django cache (Redis), so every
 web process and worker counts together. Rates come from the settings (``"N/minute"``; empty: no
@@ -9,6 +9,8 @@ because the counters are out of reach would be worse than not counting for a whi
 Client IPs are REMOTE_ADDR, or the X-Forwarded-For entry added by the nearest trusted proxy when
 ``TRUSTED_PROXY_COUNT`` (DRF's NUM_PROXIES) says there are proxies; without it a client's own
 X-Forwarded-For is ignored, so it cannot pick a fresh address for every request.
+
+Not an app: it imports none, and the apps that take photos (api, web, telegram) import it.
 """
 
 import ipaddress
@@ -18,7 +20,6 @@ import math
 import redis.exceptions
 from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
-from rest_framework_api_key.models import APIKey
 
 logger = logging.getLogger(__name__)
 
@@ -42,46 +43,18 @@ class UploadRateThrottle(SimpleRateThrottle):
         """Whole seconds until the next request may pass, for a Retry-After header; at least 1."""
         return max(1, math.ceil(self.wait() or 0))
 
-
-class UploadRatePerKey(UploadRateThrottle):
-    """Photos sent with one API key (GETs and DELETEs are not counted)."""
-
-    scope = "upload_key"
-    rate_setting = "UPLOAD_RATE_PER_KEY"
-
-    def get_cache_key(self, request, view) -> str | None:
-        if request.method != "POST" or not isinstance(request.auth, APIKey):
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": request.auth.prefix}
+    def wait_for(self, request) -> int | None:
+        """None when ``request`` may pass now (and is counted), else the seconds it has to wait."""
+        return None if self.allow_request(request, None) else self.retry_after()
 
 
-class UploadRatePerIp(UploadRateThrottle):
-    """Photos sent to the API from one client address, whatever the key."""
-
-    scope = "upload_ip"
-    rate_setting = "UPLOAD_RATE_PER_IP"
+class UploadRatePerAddress(UploadRateThrottle):
+    """Photos POSTed from one client address (its network, for IPv6: ``client_network``)."""
 
     def get_cache_key(self, request, view) -> str | None:
         if request.method != "POST":
             return None
         return self.cache_format % {"scope": self.scope, "ident": client_network(self.get_ident(request))}
-
-
-class PageUploadRatePerIp(UploadRatePerIp):
-    """Photos sent from the upload page (anonymous) from one client address."""
-
-    scope = "page_upload_ip"
-    rate_setting = "PAGE_UPLOAD_RATE_PER_IP"
-
-
-class TelegramUploadRatePerChat(UploadRateThrottle):
-    """Photos sent to the bot from one chat. There is no HTTP request: the chat id stands in for it."""
-
-    scope = "telegram_chat"
-    rate_setting = "TELEGRAM_RATE_PER_CHAT"
-
-    def get_cache_key(self, chat_id, view) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": chat_id}
 
 
 def client_network(address: str) -> str:
@@ -94,15 +67,3 @@ def client_network(address: str) -> str:
     if ip.version == 6 and ip.ipv4_mapped is None:
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return address
-
-
-def page_upload_wait(request) -> int | None:
-    """None when this address may send a photo from the page now, else the seconds it has to wait."""
-    throttle = PageUploadRatePerIp()
-    return None if throttle.allow_request(request, None) else throttle.retry_after()
-
-
-def telegram_upload_wait(*, chat_id: int) -> int | None:
-    """None when this chat may send a photo now, else the seconds it has to wait."""
-    throttle = TelegramUploadRatePerChat()
-    return None if throttle.allow_request(chat_id, None) else throttle.retry_after()

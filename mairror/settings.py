@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "apps.uploads",
     "apps.faces",
     "apps.predictions",
+    "apps.api",
     "apps.web",
     "apps.telegram",
 ]
@@ -234,7 +235,7 @@ REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 MONGO_URL = env("MONGO_URL", default="mongodb://127.0.0.1:27017")
 MONGO_DB = env("MONGO_DB", default="mairror")
 ML_WEIGHTS_DIR = _path_from_env("ML_WEIGHTS_DIR", BASE_DIR / "ml" / "weights")
-# The rate limits' counters (apps.predictions.throttling), shared by every process. Short
+# The rate limits' counters (apps.ratelimits), shared by every process. Short
 # timeouts: an unreachable Redis is noticed within a second and the limiter lets requests through.
 CACHES = {
     "default": {
@@ -345,8 +346,8 @@ RETENTION_TIME_LIMIT = env.int("RETENTION_TIME_LIMIT", default=840)
 # --- API -------------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["apps.predictions.authentication.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["apps.predictions.authentication.HasApiKey"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["apps.api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["apps.api.authentication.HasApiKey"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.MultiPartParser",
@@ -356,7 +357,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "apps.predictions.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "apps.api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }

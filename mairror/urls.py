@@ -14,7 +14,7 @@ def healthz(request):
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
-    path("api/v1/", include("apps.predictions.urls")),
+    path("api/v1/", include("apps.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI's stylesheet draws its icons as data: URIs; no other page may load those.
     path("api/docs/", csp_update({"img-src": "data:"})(SpectacularSwaggerView.as_view(url_name="schema")), name="docs"),
@@ -23,5 +23,5 @@ urlpatterns = [
     path("", include("apps.web.urls")),
 ]
 
-handler404 = "apps.predictions.errors.not_found"
-handler500 = "apps.predictions.errors.server_error"
+handler404 = "apps.api.errors.not_found"
+handler500 = "apps.api.errors.server_error"

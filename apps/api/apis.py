@@ -9,15 +9,15 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.predictions.selectors import prediction_get, prediction_list, prediction_wait
-from apps.predictions.serializers import (
+from apps.api.serializers import (
     PredictionCreatedSerializer,
     PredictionCreateInputSerializer,
     PredictionSerializer,
     PredictionWaitInputSerializer,
 )
+from apps.api.throttling import UploadRatePerIp, UploadRatePerKey
+from apps.predictions.selectors import prediction_get, prediction_list, prediction_wait
 from apps.predictions.services import prediction_delete, prediction_request
-from apps.predictions.throttling import UploadRatePerIp, UploadRatePerKey
 from apps.uploads.images import reject_oversized_body
 from apps.uploads.models import Upload
 
@@ -59,7 +59,7 @@ class PredictionListCreateApi(APIView):
         upload = prediction_request(
             image=serializer.validated_data["image"], channel=Upload.Channel.API, owner=request.auth
         )
-        url = request.build_absolute_uri(reverse("predictions:detail", args=[upload.pk]))
+        url = request.build_absolute_uri(reverse("api:prediction-detail", args=[upload.pk]))
         data = PredictionCreatedSerializer({"id": upload.pk, "status": upload.status, "url": url}).data
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 

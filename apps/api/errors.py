@@ -7,31 +7,11 @@
 
 from django.http import JsonResponse
 from django.views import defaults
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.views import exception_handler
 
 from apps.predictions.services import PredictionUnavailable
-from apps.uploads.images import (
-    DamagedImage,
-    EmptyFile,
-    FileTooLarge,
-    ImageTooLarge,
-    ImageTooSmall,
-    UnsupportedImage,
-    UploadRejected,
-)
-
-UPLOAD_REJECTION_STATUS = {
-    FileTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-    ImageTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-    UnsupportedImage: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-    # A photo we would read but cannot use: 400, which the API schema documents for invalid requests.
-    EmptyFile: status.HTTP_400_BAD_REQUEST,
-    DamagedImage: status.HTTP_400_BAD_REQUEST,
-    ImageTooSmall: status.HTTP_400_BAD_REQUEST,
-}
-# When a client should send a photo again after storage or the broker was down.
-RETRY_AFTER_SECONDS = 30
+from apps.uploads.images import UploadRejected
 
 
 def error_body(code: str, message: str, details: dict | None = None) -> dict:
@@ -43,16 +23,19 @@ class UploadRejectedError(exceptions.APIException):
 
     def __init__(self, rejection: UploadRejected):
         super().__init__(rejection.message, rejection.code)
-        self.status_code = UPLOAD_REJECTION_STATUS.get(type(rejection), status.HTTP_400_BAD_REQUEST)
+        self.status_code = rejection.status_code
         self.details = rejection.details
 
 
 class ServiceUnavailableError(exceptions.APIException):
     """Storage or the broker is down and nothing was kept: 503, and when to send the photo again."""
 
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "service_unavailable"
-    wait = RETRY_AFTER_SECONDS  # DRF's handler sends it as Retry-After
+
+    def __init__(self, unavailable: PredictionUnavailable):
+        super().__init__(unavailable.message)
+        self.status_code = unavailable.status_code
+        self.wait = unavailable.retry_after  # DRF's handler sends it as Retry-After
 
 
 def api_exception_handler(exc, context):
@@ -60,7 +43,7 @@ def api_exception_handler(exc, context):
     if isinstance(exc, UploadRejected):
         exc = UploadRejectedError(exc)
     elif isinstance(exc, PredictionUnavailable):
-        exc = ServiceUnavailableError(exc.message)
+        exc = ServiceUnavailableError(exc)
     response = exception_handler(exc, context)
     if response is None:
         return None  # unexpected errors: Django's 500 handler, below

@@ -1,10 +1,10 @@
 from django.urls import path
 
-from apps.predictions.apis import PredictionDetailApi, PredictionListCreateApi
+from apps.api.apis import PredictionDetailApi, PredictionListCreateApi
 
-app_name = "predictions"
+app_name = "api"
 
 urlpatterns = [
-    path("predictions", PredictionListCreateApi.as_view(), name="list"),
-    path("predictions/<uuid:prediction_id>", PredictionDetailApi.as_view(), name="detail"),
+    path("predictions", PredictionListCreateApi.as_view(), name="prediction-list"),
+    path("predictions/<uuid:prediction_id>", PredictionDetailApi.as_view(), name="prediction-detail"),
 ]

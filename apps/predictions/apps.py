@@ -2,6 +2,6 @@ from django.apps import AppConfig
 
 
 class PredictionsConfig(AppConfig):
-    """Age and gender per face, and the public JSON API that serves them."""
+    """The analysis: a photo submitted, its faces detected, then estimated; the sweeper, retention, reviews."""
 
     name = "apps.predictions"

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from http import HTTPStatus
 from itertools import groupby
 from pathlib import Path
 
@@ -75,7 +76,11 @@ RESULT_FIELDS = [
 
 
 class PredictionUnavailable(Exception):
-    """File storage or the broker is down. Nothing of the photo was kept, so sending it again later is safe."""
+    """File storage or the broker is down. Nothing of the photo was kept, so sending it again later is safe:
+    the API and the page answer ``status_code``, and tell the client to try again after ``retry_after`` seconds."""
+
+    status_code = HTTPStatus.SERVICE_UNAVAILABLE
+    retry_after = 30
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -325,7 +330,7 @@ def uploads_requeue_stuck() -> dict[str, int]:
     return counts
 
 
-# --- privacy: keeping, expiring, revoking ------------------------------------------------------
+# --- privacy: keeping, expiring -------------------------------------------------------------
 
 
 def uploads_keep_for_training(*, uploads: QuerySet[Upload], keep: bool) -> int:
@@ -374,13 +379,3 @@ def expired_data_delete() -> ExpiredDataDeleted:
     log = logger.error if failed else logger.info
     log("retention (%s days): %s", settings.RETENTION_DAYS, result)
     return result
-
-
-def api_keys_revoke(*, name_or_prefix: str) -> list[APIKey]:
-    """Revoke the key with this prefix, or every key with this name; returns those newly revoked.
-
-    Revoking cannot be undone. The keys stay, with what they uploaded: a revoked key gets 401.
-    """
-    keys = list(APIKey.objects.filter(Q(prefix=name_or_prefix) | Q(name=name_or_prefix), revoked=False))
-    APIKey.objects.filter(pk__in=[key.pk for key in keys]).update(revoked=True)
-    return keys

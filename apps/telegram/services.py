@@ -14,11 +14,11 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Coalesce, Now
 
 from apps.predictions.services import PredictionUnavailable, prediction_delete, prediction_request
-from apps.predictions.throttling import telegram_upload_wait
 from apps.telegram import replies
 from apps.telegram.bot_api import MAX_DOWNLOAD_BYTES, BotApi, BotApiError, DownloadTooLarge, bot_api
 from apps.telegram.models import TelegramUpdate
 from apps.telegram.selectors import telegram_chat_uploads, telegram_update_get
+from apps.telegram.throttling import telegram_upload_wait
 from apps.uploads.images import UploadRejected, clean_image, reject_oversized
 from apps.uploads.models import Upload
 from apps.uploads.selectors import upload_read_image

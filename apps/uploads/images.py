@@ -9,6 +9,7 @@ worker, the page and the bot then read one simple kind of file. Only Pillow runs
 import io
 import logging
 from dataclasses import dataclass
+from http import HTTPStatus
 
 from django.conf import settings
 from django.core.files import File
@@ -36,9 +37,14 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
 class UploadRejected(Exception):
-    """The file cannot be accepted; ``code`` is stable for API clients, the message is for people."""
+    """The file cannot be accepted; ``code`` is stable for API clients, the message is for people.
+
+    ``status_code`` is the HTTP status the API and the page answer with: 400, which the API schema
+    documents for invalid requests, unless a subclass says more precisely what is wrong.
+    """
 
     code = "invalid_upload"
+    status_code = HTTPStatus.BAD_REQUEST
 
     def __init__(self, message: str, details: dict | None = None):
         super().__init__(message)
@@ -52,10 +58,12 @@ class EmptyFile(UploadRejected):
 
 class FileTooLarge(UploadRejected):
     code = "file_too_large"
+    status_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
 
 class ImageTooLarge(UploadRejected):
     code = "image_too_large"
+    status_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
 
 class ImageTooSmall(UploadRejected):
@@ -64,6 +72,7 @@ class ImageTooSmall(UploadRejected):
 
 class UnsupportedImage(UploadRejected):
     code = "unsupported_image"
+    status_code = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 
 
 class DamagedImage(UploadRejected):

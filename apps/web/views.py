@@ -15,9 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.faces.selectors import face_crop_png
-from apps.predictions.errors import RETRY_AFTER_SECONDS, UPLOAD_REJECTION_STATUS
 from apps.predictions.services import PredictionUnavailable
-from apps.predictions.throttling import page_upload_wait
 from apps.uploads.images import UploadRejected, reject_oversized_body
 from apps.uploads.selectors import upload_read_display_jpeg
 from apps.web.selectors import (
@@ -28,6 +26,7 @@ from apps.web.selectors import (
     web_uploads_of_session,
 )
 from apps.web.services import web_upload_create, web_upload_delete
+from apps.web.throttling import page_upload_wait
 
 # The photo and crops of an upload never change; they are private to whoever has the address.
 PRIVATE_MAX_AGE = 24 * 3600
@@ -57,9 +56,9 @@ def upload_page(request):
             raise UploadRejected(form.errors["image"][0])
         upload = web_upload_create(image=form.cleaned_data["image"], session=request.session)
     except UploadRejected as rejection:
-        return _refused(request, rejection.message, UPLOAD_REJECTION_STATUS.get(type(rejection), 400))
+        return _refused(request, rejection.message, rejection.status_code)
     except PredictionUnavailable as unavailable:  # storage or the broker is down: nothing was kept
-        return _refused(request, unavailable.message, 503, retry_after=RETRY_AFTER_SECONDS)
+        return _refused(request, unavailable.message, unavailable.status_code, retry_after=unavailable.retry_after)
     url = reverse("web:result", args=[upload.pk])
     if _wants_json(request):
         return JsonResponse({"url": url}, status=201)

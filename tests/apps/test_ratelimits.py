@@ -12,10 +12,11 @@ import pytest
 import redis
 from django.test import Client
 
-from apps.predictions.throttling import client_network, telegram_upload_wait
+from apps.ratelimits import client_network
 from apps.telegram import replies
 from apps.telegram.models import TelegramUpdate
 from apps.telegram.services import TOO_MANY_PHOTOS, telegram_update_handle, telegram_update_receive
+from apps.telegram.throttling import telegram_upload_wait
 from apps.uploads.models import Upload
 from devtools import devstack
 from tests.apps.telegram.support import TOKEN, next_id, photo_update, text_update
@@ -203,7 +204,7 @@ def test_with_redis_down_the_limits_let_requests_through_with_a_warning(
         setattr(settings, rate, "1/minute")
     address = ip()
 
-    with caplog.at_level(logging.WARNING, logger="apps.predictions.throttling"):
+    with caplog.at_level(logging.WARNING, logger="apps.ratelimits"):
         api = [post_photo(api_client, one_face_jpeg, REMOTE_ADDR=address).status_code for _ in range(2)]
         page = [Client().post("/", {"image": photo_file(one_face_jpeg)}, REMOTE_ADDR=address).status_code]
         page.append(Client().post("/", {"image": photo_file(one_face_jpeg)}, REMOTE_ADDR=address).status_code)
@@ -212,7 +213,7 @@ def test_with_redis_down_the_limits_let_requests_through_with_a_warning(
 
     assert (api, page, bot) == ([202, 202], [302, 302], [None, None])
     assert Upload.objects.count() == 4
-    warnings = [r.getMessage() for r in caplog.records if r.name == "apps.predictions.throttling"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "apps.ratelimits"]
     assert warnings and all("not applied, its counters are unreachable" in w for w in warnings)
     assert {w.split()[2] for w in warnings} == {"upload_key", "upload_ip", "page_upload_ip", "telegram_chat"}
 

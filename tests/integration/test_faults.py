@@ -28,9 +28,8 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
-from apps.predictions.errors import RETRY_AFTER_SECONDS
 from apps.predictions.models import FacePrediction
-from apps.predictions.services import QUEUE_UNAVAILABLE
+from apps.predictions.services import QUEUE_UNAVAILABLE, PredictionUnavailable
 from apps.telegram import tasks
 from apps.telegram.models import TelegramUpdate
 from apps.telegram.services import telegram_update_handle
@@ -195,7 +194,7 @@ def test_redis_down_refuses_uploads_cleanly_and_work_resumes_when_it_returns(
         api.restart_redis()
 
     assert refused.status_code == 503
-    assert refused.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+    assert refused.headers["Retry-After"] == str(PredictionUnavailable.retry_after)
     assert refused.json() == {"error": {"code": "service_unavailable", "message": QUEUE_UNAVAILABLE, "details": {}}}
     assert refusal_seconds < MAX_REFUSAL_SECONDS
     record_property("api_refusal_seconds", round(refusal_seconds, 2))  # for docs/hardening/faults.md

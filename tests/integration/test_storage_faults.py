@@ -12,8 +12,7 @@ from contextlib import contextmanager
 
 from django.test import override_settings
 
-from apps.predictions.errors import RETRY_AFTER_SECONDS
-from apps.predictions.services import STORAGE_UNAVAILABLE
+from apps.predictions.services import STORAGE_UNAVAILABLE, PredictionUnavailable
 from apps.uploads.models import Upload
 from devtools import devstack
 from tests.support import photo_file, stored_files
@@ -39,10 +38,10 @@ def assert_refused_cleanly(api_client, client, photo: bytes) -> None:
     page_html = client.post("/", {"image": photo_file(photo)})
 
     assert api.status_code == 503
-    assert api["Retry-After"] == str(RETRY_AFTER_SECONDS)
+    assert api["Retry-After"] == str(PredictionUnavailable.retry_after)
     assert api.json() == {"error": {"code": "service_unavailable", "message": STORAGE_UNAVAILABLE, "details": {}}}
     assert (page_json.status_code, page_json.json()) == (503, {"error": STORAGE_UNAVAILABLE})
-    assert page_json["Retry-After"] == str(RETRY_AFTER_SECONDS)
+    assert page_json["Retry-After"] == str(PredictionUnavailable.retry_after)
     assert page_html.status_code == 503
     assert STORAGE_UNAVAILABLE in page_html.content.decode()
     assert not Upload.objects.exists()

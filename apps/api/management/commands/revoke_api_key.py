@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.predictions.services import api_keys_revoke
+from apps.api.services import api_keys_revoke
 
 
 class Command(BaseCommand):
