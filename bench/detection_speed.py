@@ -1,6 +1,6 @@
 """Face detection + alignment speed, and the recall that speed must not cost.
 
-Times ``ml.preprocessing.detect_and_extract(detector, [photo], 64)`` (detection and
+Times ``ml.preprocessing.detect_and_extract(detector, [photo], size)`` (detection and
 alignment, as serving runs them) on a 640 x 640 photo (skimage's astronaut), a 640 x 427
 and a 1280 x 720 group photo made from UTKFace chips, and a 200 x 200 chip alone and in
 a batch of 32. Then checks recall: the share of 500 UTKFace chips with a face, the
@@ -12,7 +12,8 @@ Run from the repository root, niced when the machine is shared::
 
     nice -n 5 .venv/bin/python bench/detection_speed.py --baseline
 
-Writes bench/results/detection_speed.json and .md.
+Writes detection_speed.json and .md into ``--out`` (bench/results). ``--smoke``: one repeat on 8
+chips, for CI (it proves the script still runs).
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ sys.path.insert(0, str(REPO))
 
 from ml.alignment import LANDMARK_NAMES  # noqa: E402
 from ml.detection import MAX_SHORT_SIDE, Detection, FaceDetector  # noqa: E402
+from ml.inference import DEFAULT_WEIGHTS_DIR, ModelInfo  # noqa: E402
 from ml.preprocessing import detect_and_extract  # noqa: E402
 
 UTKFACE = Path(os.environ.get("MAIRROR_UTKFACE", REPO.parent / "shared" / "data" / "utkface")) / "images"
 RESULTS = REPO / "bench" / "results"
-CROP_SIZE = 64
+CROP_SIZE = ModelInfo.load(DEFAULT_WEIGHTS_DIR).image_size  # the shipped model's crop, as serving makes it
 # The astronaut's face in skimage's 512 x 512 original, scaled to the 640 x 640 photo.
 ASTRONAUT_BOX = tuple(v * 640 / 512 for v in (182, 64, 83, 107))
 
@@ -224,7 +226,7 @@ def markdown(report: dict) -> str:
         "# Face detection + alignment speed",
         "",
         f"`{report['command']}` on {report['machine']}; load before: `{report['load_before']}`, "
-        f"after: `{report['load_after']}`. Times are `detect_and_extract(detector, [photo], 64)` "
+        f"after: `{report['load_after']}`. Times are `detect_and_extract(detector, [photo], {CROP_SIZE})` "
         f"in ms over {report['repeats']} runs, the detectors taking turns (batch: per chip). CPU is the "
         "process time (all threads): on a shared machine it shows the work done where wall time shows the wait. "
         f"The new detector shrinks photos to a {report['new_detector_max_short_side']} px short side.",
@@ -256,12 +258,16 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", action="store_true", help="also run plain mtcnn.MTCNN and compare")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--chips", type=int, default=500)
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="tiny counts: does the benchmark still run?")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.repeats, args.chips = 1, 8
 
     load_before = load()
     group, placed = group_photo()
@@ -300,10 +306,11 @@ def main() -> None:
     report["load_before"] = load_before
     report["load_after"] = load()
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "detection_speed.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "detection_speed.md").write_text(markdown(report))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "detection_speed.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "detection_speed.md").write_text(markdown(report))
     print(markdown(report))
+    return report
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """End-to-end latency and throughput of the whole app on this machine.
 
-    python bench/pipeline_latency.py [--photos 20] [--clients 20] [--per-client 2]
+    python bench/pipeline_latency.py [--photos 20] [--clients 20] [--per-client 2] [--smoke] [--out DIR]
 
 Starts the real stack in a scratch folder (Redis, SecantusDB, SQLite, one Celery worker,
-gunicorn), creates an API key, then measures
+gunicorn) as production runs it (DEBUG off, a secret key of its own; the per-client upload rate
+limits off, since the benchmark is one client sending on purpose), creates an API key, then measures
 - latency: one client, a 640 px one-face photo at a time, POST to done (``?wait=``),
 - throughput: ``--clients`` concurrent clients each sending ``--per-client`` photos.
-Writes bench/results/pipeline_latency.json and .md. Target (issue 3): p50 <= 400 ms.
+Writes pipeline_latency.json and .md into ``--out`` (bench/results). Target (issue 3): p50 <= 400 ms.
+``--smoke``: one photo, two clients of one photo each, for CI (it proves the script still runs).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import io
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -52,12 +55,16 @@ def predict_once(client: httpx.Client, photo: bytes) -> tuple[float, dict]:
             return time.perf_counter() - started, result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=20, help="sequential photos for the latency figures")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--per-client", type=int, default=2)
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="tiny counts: does the benchmark still run?")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.photos, args.clients, args.per_client = 1, 2, 1
 
     photo = photo_640()
     with tempfile.TemporaryDirectory(prefix="mairror-bench-") as scratch:
@@ -69,6 +76,10 @@ def main() -> None:
             "MEDIA_ROOT": str(var / "media"),
             "REDIS_URL": services[0].url,
             "MONGO_URL": services[1].url,
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "UPLOAD_RATE_PER_KEY": "",
+            "UPLOAD_RATE_PER_IP": "",
         }
         try:
             manage = [sys.executable, "manage.py"]
@@ -130,10 +141,10 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "load_average_after": [round(x, 2) for x in os.getloadavg()]},
         "workers": "1 Celery worker (prefork, concurrency 1), gunicorn 2x2",
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "pipeline_latency.json").write_text(json.dumps(report, indent=2) + "\n")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "pipeline_latency.json").write_text(json.dumps(report, indent=2) + "\n")
     lat, thr = report["latency_ms"], report["throughput"]
-    (RESULTS / "pipeline_latency.md").write_text(
+    (args.out / "pipeline_latency.md").write_text(
         "| measure | value |\n| --- | --- |\n"
         f"| latency p50, POST to done (ms) | {lat['p50']} |\n"
         f"| latency p95 (ms) | {lat['p95']} |\n"
@@ -141,6 +152,7 @@ def main() -> None:
         f"| stages of one upload (ms) | {lat['last_upload_stage_ms']} |\n"
     )
     print(json.dumps(report, indent=2))
+    return report
 
 
 if __name__ == "__main__":
