@@ -179,6 +179,15 @@ def corrupt_header_jpeg() -> bytes:
     return bytes(data)
 
 
+def jpeg_frame_larger_than_its_data() -> bytes:
+    """A 640 x 360 JPEG whose frame header says 6000 x 6000, ending with its end marker: Pillow decodes it
+    without an error, the rest of the 6000 x 6000 filled with grey."""
+    data = bytearray(encode(Image.fromarray(astronaut()).resize((640, 360)), quality=90))
+    frame = data.find(b"\xff\xc0")  # baseline start-of-frame: length (2), precision (1), height, width
+    data[frame + 5 : frame + 9] = struct.pack(">HH", 6000, 6000)
+    return bytes(data)
+
+
 def corpus(*, max_upload_bytes: int, max_image_pixels: int, min_image_side: int) -> list[Case]:
     """Every case, for the limits in force (the oversized and too-many-pixels files follow them)."""
     photo = astronaut()
@@ -219,6 +228,14 @@ def corpus(*, max_upload_bytes: int, max_image_pixels: int, min_image_side: int)
             "image/jpeg",
             "damaged_image",
             "damaged or incomplete",
+        ),
+        Case(
+            "jpeg_frame_larger_than_data",
+            "JPEG whose header says 6000 x 6000 over data for 640 x 360, then its end marker",
+            jpeg_frame_larger_than_its_data(),
+            "image/jpeg",
+            "damaged_image",
+            "its data ends before the picture does",
         ),
         Case(
             "corrupt_header_jpeg",

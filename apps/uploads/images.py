@@ -3,7 +3,8 @@ and the clean copy of it that we store.
 
 The clean copy is the photo decoded once, upright, in 8-bit RGB and re-encoded without any metadata
 (EXIF with GPS, XMP, ICC profiles, comments): what people send must not keep where they were, and the
-worker, the page and the bot then read one simple kind of file. Only Pillow runs here (web processes).
+worker, the page and the bot then read one simple kind of file. Only Pillow (and, to check that a
+JPEG's data is all there, libjpeg-turbo through simplejpeg) runs here: web processes.
 """
 
 import io
@@ -11,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from http import HTTPStatus
 
+import simplejpeg
 from django.conf import settings
 from django.core.files import File
 from django.template.defaultfilters import filesizeformat
@@ -152,11 +154,15 @@ def clean_image(file: File) -> CleanImage:
             lossy = image.format in LOSSY_FORMATS
             transposition = UPRIGHT.get(exif_orientation(image))
             image.load()  # the first frame, whole: a truncated file fails here
+            if image.format in {"JPEG", "MPO"}:
+                _reject_jpeg_with_missing_data(file)
             image, had_alpha = to_rgb(image)
             if transposition is not None:
                 image = image.transpose(transposition)
     except Image.DecompressionBombError as error:
         raise _too_many_pixels(None) from error
+    except DamagedImage:
+        raise
     except Exception as error:  # noqa: BLE001 - whatever a decoder trips over in hostile bytes, the file is unreadable
         logger.info("refused a damaged %s upload: %r", info.format, error)
         raise DamagedImage(
@@ -174,6 +180,27 @@ def clean_image(file: File) -> CleanImage:
     else:
         image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return CleanImage(buffer.getvalue(), stored_format, image.width, image.height)
+
+
+def _reject_jpeg_with_missing_data(file: File) -> None:
+    """A JPEG whose scan ends before its frame does (a header saying 6000 x 6000 over data for 640 x 360,
+    then an end marker) decodes without an error in Pillow: libjpeg fills the rest with grey and only
+    warns. libjpeg-turbo's strict mode, at 1/8 scale (all the data is still read), turns that warning
+    into an error; other warnings (extraneous bytes between markers, as some cameras write) are let be.
+    """
+    file.seek(0)
+    data = file.read()
+    try:
+        simplejpeg.decode_jpeg(data, colorspace="GRAY", strict=True, min_height=1, min_width=1, min_factor=8)
+    except ValueError as error:
+        if "premature end" not in str(error).lower():
+            logger.info("accepted a JPEG despite a decoder warning: %s", error)
+            return
+        logger.info("refused a JPEG whose data ends before its frame does: %s", error)
+        raise DamagedImage(
+            "The image is damaged or incomplete: its data ends before the picture does. Please send the original file.",
+            {"format": "JPEG"},
+        ) from error
 
 
 def reject_oversized_body(content_length: str | None) -> None:
