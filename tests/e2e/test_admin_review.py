@@ -8,7 +8,7 @@ from django.core.management import call_command
 from playwright.sync_api import expect
 
 from apps.predictions.models import FacePrediction, PredictionReview
-from tests.e2e.support import LOADED_WIDTH
+from tests.e2e.support import CROP_SIZE, LOADED_WIDTH
 from tests.support import PIPELINE_TIMEOUT_SECONDS
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,7 +43,7 @@ def test_a_reviewer_corrects_a_face_in_one_step_and_sees_the_dashboard(
     page.get_by_role("link", name="Review queue").click()
     card = page.locator(".review-card")
     expect(card).to_have_count(1)
-    assert card.locator("img").evaluate(LOADED_WIDTH) == 64
+    assert card.locator("img").evaluate(LOADED_WIDTH) == CROP_SIZE  # the aligned crop, as the model sees it
     screenshot(page, "queue")
     card.get_by_label("Age").fill("38")
     card.get_by_label("Gender").select_option("female")

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from apps.predictions.models import FacePrediction
 from apps.uploads.models import Upload
-from tests.e2e.support import LOADED_WIDTH
+from tests.e2e.support import CROP_SIZE, LOADED_WIDTH
 from tests.support import PIPELINE_TIMEOUT_SECONDS
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,7 +47,7 @@ def test_upload_a_photo_on_a_phone_see_its_face_and_delete_it(web, phone, one_fa
     expect(page.get_by_text(re.compile(r"^(Female|Male): \d+% sure\.$"))).to_be_visible()
     image = page.locator(".photo img")
     assert image.evaluate(LOADED_WIDTH) == 512
-    assert page.locator(".face-crop").evaluate(LOADED_WIDTH) == 64
+    assert page.locator(".face-crop").evaluate(LOADED_WIDTH) == CROP_SIZE  # the aligned crop, as the model sees it
     drawn, shown = box.bounding_box(), image.bounding_box()
     center = (
         (drawn["x"] + drawn["width"] / 2 - shown["x"]) * 512 / shown["width"],
