@@ -302,7 +302,13 @@ CELERY_BEAT_SCHEDULE = {
     # At a time of day, not "every 24 h": beat's schedule file may not outlive its container
     # (docker-compose), and an interval starts again from each restart.
     "delete-expired-uploads": {
-        "task": "expired_data_delete",
+        "task": "uploads_delete_expired",
+        "schedule": crontab(hour=3, minute=30),
+        "options": {"expires": 24 * 3600},
+    },
+    # The bot's own: its updates past RETENTION_DAYS (apps.telegram.services).
+    "delete-expired-telegram-updates": {
+        "task": "telegram_updates_delete_expired",
         "schedule": crontab(hour=3, minute=30),
         "options": {"expires": 24 * 3600},
     },

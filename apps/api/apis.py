@@ -17,7 +17,7 @@ from apps.api.serializers import (
 )
 from apps.api.throttling import UploadRatePerIp, UploadRatePerKey
 from apps.predictions.selectors import prediction_get, prediction_list, prediction_wait
-from apps.predictions.services import prediction_delete, prediction_request
+from apps.predictions.services import prediction_request, upload_erase
 from apps.uploads.images import reject_oversized_body
 from apps.uploads.models import Upload
 
@@ -101,5 +101,5 @@ class PredictionDetailApi(APIView):
         upload = prediction_get(owner=request.auth, upload_id=prediction_id)
         if upload is None:
             raise NotFound("No prediction with this id.")
-        prediction_delete(upload=upload)
+        upload_erase(upload=upload)
         return Response(status=status.HTTP_204_NO_CONTENT)

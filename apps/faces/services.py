@@ -16,7 +16,7 @@ from pymongo.errors import BulkWriteError
 from apps.faces.mongo import faces_collection
 from apps.faces.pipeline import face_pipeline
 from apps.faces.selectors import face_document_ids
-from apps.uploads.selectors import upload_read_image
+from apps.uploads.selectors import upload_ids_existing, upload_read_image
 from apps.uploads.services import upload_fail, upload_record_timings, upload_start_processing
 
 if TYPE_CHECKING:
@@ -162,6 +162,17 @@ def _raw_outputs(age_probabilities, female_probabilities, index: int) -> dict:
 
 def face_documents_delete(*, upload_id: str) -> int:
     return faces_collection().delete_many({"upload_id": str(upload_id)}).deleted_count
+
+
+def face_documents_delete_expired(*, cutoff) -> int:
+    """Delete face documents made before ``cutoff`` whose upload is gone, and return how many: left
+    behind when MongoDB failed while an upload was erased, or by a detection that outlived its upload."""
+    collection = faces_collection()
+    old = collection.distinct("upload_id", {"created_at": {"$lt": cutoff}})
+    orphans = sorted(set(old) - upload_ids_existing(upload_ids=old))
+    if not orphans:
+        return 0
+    return collection.delete_many({"upload_id": {"$in": orphans}, "created_at": {"$lt": cutoff}}).deleted_count
 
 
 def _png_bytes(crop) -> bytes:

@@ -30,7 +30,7 @@ from apps.predictions.selectors import (
     review_queue,
     uploads_per_day,
 )
-from apps.predictions.services import prediction_delete, prediction_review_create, uploads_keep_for_training
+from apps.predictions.services import prediction_review_create, upload_erase, uploads_keep_for_training
 from apps.uploads.models import Upload
 from apps.uploads.selectors import upload_read_display_jpeg
 
@@ -169,11 +169,11 @@ class UploadAdmin(KeepForTrainingActions, ReadOnlyAdmin):
         return deleted, counts, perms_needed - derived, protected
 
     def delete_model(self, request, obj):
-        prediction_delete(upload=obj)
+        upload_erase(upload=obj)
 
     def delete_queryset(self, request, queryset):
         for upload in queryset:
-            prediction_delete(upload=upload)
+            upload_erase(upload=upload)
 
     def get_urls(self):
         urls = [

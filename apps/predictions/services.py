@@ -27,10 +27,14 @@ from rest_framework_api_key.models import APIKey
 
 from apps.faces.pipeline import face_pipeline
 from apps.faces.selectors import face_crops_get
-from apps.faces.services import TOO_MANY_ATTEMPTS, face_documents_delete, face_documents_record_estimates
+from apps.faces.services import (
+    TOO_MANY_ATTEMPTS,
+    face_documents_delete,
+    face_documents_delete_expired,
+    face_documents_record_estimates,
+)
 from apps.predictions.models import FacePrediction, PredictionReview
 from apps.predictions.selectors import ml_queue_length, reviewed_faces
-from apps.telegram.models import TelegramUpdate
 from apps.uploads.images import CleanImage
 from apps.uploads.models import Upload
 from apps.uploads.selectors import upload_get, upload_read_image
@@ -42,7 +46,9 @@ from apps.uploads.services import (
     upload_discard,
     upload_fail,
     upload_fail_if_stuck,
+    upload_files_delete_expired,
     upload_finish,
+    upload_image_delete,
     upload_mark_requeued,
 )
 
@@ -183,10 +189,17 @@ def faces_estimate(*, face_ids: list[str], upload_id) -> None:
         upload_finish(upload=upload, timings={"estimation_ms": (estimated - started) * 1000})
 
 
-def prediction_delete(*, upload: Upload) -> None:
-    """Remove a photo and everything derived from it: face documents, stored file, SQL rows."""
+def upload_erase(*, upload: Upload) -> None:
+    """Remove a photo and everything made from it, each app deleting its own: the face documents
+    (MongoDB), the stored photo, then in one transaction the estimates with their reviews and the
+    upload row. Nothing in SQL goes before the photo, so a failure leaves a row for the next try to
+    find. A Telegram update that brought the photo keeps its row, unlinked (``SET_NULL``).
+    """
     face_documents_delete(upload_id=upload.pk)
-    upload_delete(upload=upload)
+    upload_image_delete(upload=upload)
+    with transaction.atomic():
+        FacePrediction.objects.filter(upload=upload).delete()
+        upload_delete(upload=upload)
 
 
 def _face_prediction(upload, crop, age, gender, model_version: str) -> FacePrediction:
@@ -339,30 +352,30 @@ def uploads_keep_for_training(*, uploads: QuerySet[Upload], keep: bool) -> int:
 
 
 @dataclass(frozen=True)
-class ExpiredDataDeleted:
+class ExpiredUploadsDeleted:
     uploads: int
     kept_for_training: int  # old enough, but kept
-    telegram_updates: int
+    face_documents: int  # left behind by an erase that failed half way, deleted now
+    files: int  # stored photos no upload named, deleted now
     failed: int = 0  # old enough, not kept, but could not be deleted (logged; the next run tries again)
 
 
-def expired_data_delete() -> ExpiredDataDeleted:
-    """Delete what is older than RETENTION_DAYS: uploads (photo, face documents, rows) unless kept for
-    training, and the Telegram updates that tie chats to messages (kept uploads lose that tie).
+def uploads_delete_expired() -> ExpiredUploadsDeleted:
+    """Erase the uploads older than RETENTION_DAYS (``upload_erase``) unless kept for training; then have
+    faces and uploads delete what of theirs is as old and belongs to no upload any more.
 
     An upload with a reviewed face is never deleted here, marked kept or not (its reviews are
     training data). One that cannot be deleted (MongoDB or the storage failing) is logged and
     counted, and the others are deleted all the same. Idempotent, and safe beside the pipeline:
-    a photo deleted mid-analysis is cleaned up by it.
+    a photo deleted mid-analysis is cleaned up by it. (Telegram deletes its updates itself.)
     """
     cutoff = timezone.now() - timedelta(days=settings.RETENTION_DAYS)
-    updates, _ = TelegramUpdate.objects.filter(received_at__lt=cutoff).delete()
     old = Upload.objects.filter(created_at__lt=cutoff)
     reviewed = Exists(PredictionReview.objects.filter(prediction__upload=OuterRef("pk")))
     deleted = failed = 0
     for upload in old.filter(~reviewed, kept_for_training=False).order_by("created_at").iterator():
         try:
-            prediction_delete(upload=upload)
+            upload_erase(upload=upload)
         except SoftTimeLimitExceeded:
             raise  # the task's time is up: what is deleted stays deleted, the next run goes on
         except Exception:
@@ -370,11 +383,22 @@ def expired_data_delete() -> ExpiredDataDeleted:
             failed += 1
         else:
             deleted += 1
-    result = ExpiredDataDeleted(
+    leftovers = {}
+    leftover_deletes = {"face_documents": face_documents_delete_expired, "files": upload_files_delete_expired}
+    for name, delete_expired in leftover_deletes.items():
+        try:
+            leftovers[name] = delete_expired(cutoff=cutoff)
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception:
+            logger.exception("retention: could not delete the expired %s left behind", name)
+            leftovers[name] = 0
+            failed += 1
+    result = ExpiredUploadsDeleted(
         uploads=deleted,
         kept_for_training=old.filter(Q(kept_for_training=True) | reviewed).count(),
-        telegram_updates=updates,
         failed=failed,
+        **leftovers,
     )
     log = logger.error if failed else logger.info
     log("retention (%s days): %s", settings.RETENTION_DAYS, result)

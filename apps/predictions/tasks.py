@@ -20,14 +20,14 @@ def uploads_requeue_stuck() -> dict[str, int]:
 
 
 @shared_task(
-    name="expired_data_delete",
+    name="uploads_delete_expired",
     soft_time_limit=settings.RETENTION_SOFT_TIME_LIMIT,
     time_limit=settings.RETENTION_TIME_LIMIT,
 )
-def expired_data_delete() -> dict[str, int]:
+def uploads_delete_expired() -> dict[str, int]:
     """Daily (``CELERY_BEAT_SCHEDULE``): photos and faces past RETENTION_DAYS, unless kept for training.
 
     Returns the counts, ``failed`` included: uploads that could not be deleted (each logged with
     its error; the next run tries them again).
     """
-    return asdict(services.expired_data_delete())
+    return asdict(services.uploads_delete_expired())

@@ -3,6 +3,7 @@
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 
 import kombu.exceptions
@@ -12,8 +13,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Coalesce, Now
+from django.utils import timezone
 
-from apps.predictions.services import PredictionUnavailable, prediction_delete, prediction_request
+from apps.predictions.services import PredictionUnavailable, prediction_request, upload_erase
 from apps.telegram import replies
 from apps.telegram.bot_api import MAX_DOWNLOAD_BYTES, BotApi, BotApiError, DownloadTooLarge, bot_api
 from apps.telegram.models import TelegramUpdate
@@ -147,11 +149,20 @@ def telegram_chat_forget(*, chat_id: int, keep_update_id: int | None = None) -> 
     many photos. ``keep_update_id`` (the /forget being answered) keeps its chat until it is answered."""
     uploads = list(telegram_chat_uploads(chat_id=chat_id))
     for upload in uploads:
-        prediction_delete(upload=upload)
+        upload_erase(upload=upload)
     TelegramUpdate.objects.filter(chat_id=chat_id).exclude(pk=keep_update_id).update(
         chat_id=None, message_id=None, payload={}
     )
     return len(uploads)
+
+
+def telegram_updates_delete_expired() -> int:
+    """Delete the updates older than RETENTION_DAYS, which tie chats to messages and photos (a photo kept
+    for training loses that tie, and /forget no longer finds it); returns how many."""
+    cutoff = timezone.now() - timedelta(days=settings.RETENTION_DAYS)
+    deleted, _ = TelegramUpdate.objects.filter(received_at__lt=cutoff).delete()
+    logger.info("retention (%s days): %s Telegram updates deleted", settings.RETENTION_DAYS, deleted)
+    return deleted
 
 
 def telegram_webhook_set(*, url: str) -> None:

@@ -50,6 +50,12 @@ def telegram_result_send(update_id: int) -> None:
     services.telegram_result_send(update_id=update_id)
 
 
+@shared_task(name="telegram_updates_delete_expired")
+def telegram_updates_delete_expired() -> int:
+    """Daily (``CELERY_BEAT_SCHEDULE``): the updates past RETENTION_DAYS."""
+    return services.telegram_updates_delete_expired()
+
+
 def _failure_reason(exc: Exception) -> str:
     if isinstance(exc, BotApiUnavailable):
         return f"The Bot API stayed unavailable: {exc}"

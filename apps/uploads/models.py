@@ -5,10 +5,13 @@ from pathlib import PurePath
 from django.db import models
 from rest_framework_api_key.models import APIKey
 
+# The storage folder of every photo.
+UPLOADS_DIR = "uploads"
+
 
 def upload_image_path(upload: "Upload", filename: str) -> str:
     """An unguessable storage name: the upload id is shown to clients, so it is not reused here."""
-    return f"uploads/{secrets.token_urlsafe(24)}{PurePath(filename).suffix.lower()}"
+    return f"{UPLOADS_DIR}/{secrets.token_urlsafe(24)}{PurePath(filename).suffix.lower()}"
 
 
 class Upload(models.Model):

@@ -16,6 +16,11 @@ def upload_get(*, upload_id) -> Upload | None:
     return Upload.objects.filter(pk=upload_id).first()
 
 
+def upload_ids_existing(*, upload_ids) -> set[str]:
+    """Which of these upload ids still have their upload."""
+    return {str(pk) for pk in Upload.objects.filter(pk__in=upload_ids).values_list("pk", flat=True)}
+
+
 def upload_faces_notice(*, faces_found: int | None, analysed: int) -> str:
     """What to tell people when a crowd was cut to the MAX_FACES_PER_PHOTO largest faces; "" otherwise."""
     if faces_found is None or faces_found <= analysed:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
 from apps.uploads.images import CleanImage, clean_image
-from apps.uploads.models import Upload, upload_image_path
+from apps.uploads.models import UPLOADS_DIR, Upload, upload_image_path
 from apps.uploads.signals import upload_finished
 
 logger = logging.getLogger(__name__)
@@ -112,10 +112,33 @@ def _fail(uploads, *, upload_id, reason: str) -> bool:
     return bool(failed)
 
 
-def upload_delete(*, upload: Upload) -> None:
-    """Remove the stored photo, then the row (face predictions go with it)."""
+def upload_image_delete(*, upload: Upload) -> None:
+    """Remove the stored photo (the row stays, for ``upload_delete``)."""
     upload.image.delete(save=False)
+
+
+def upload_delete(*, upload: Upload) -> None:
+    """Remove the row; the photo must be gone first (``upload_image_delete``), or nothing would name it."""
     upload.delete()
+
+
+def upload_files_delete_expired(*, cutoff) -> int:
+    """Delete stored photos older than ``cutoff`` that no upload names, and return how many: left behind
+    when a new upload was taken back while the storage failed too (``upload_discard`` logs them)."""
+    storage = Upload._meta.get_field("image").storage
+    try:
+        _, names = storage.listdir(UPLOADS_DIR)
+    except FileNotFoundError:  # nothing was ever stored
+        return 0
+    named = set(Upload.objects.values_list("image", flat=True).iterator())
+    orphans = sorted({f"{UPLOADS_DIR}/{name}" for name in names} - named)
+    deleted = 0
+    for name in orphans:
+        # Only old ones: a photo being stored has no row yet.
+        if storage.get_modified_time(name) < cutoff:
+            storage.delete(name)
+            deleted += 1
+    return deleted
 
 
 def upload_discard(*, upload: Upload) -> None:

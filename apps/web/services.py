@@ -3,7 +3,7 @@
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.files import File
 
-from apps.predictions.services import prediction_delete, prediction_request
+from apps.predictions.services import prediction_request, upload_erase
 from apps.uploads.models import Upload
 from apps.web.selectors import SESSION_UPLOADS
 
@@ -24,5 +24,5 @@ def web_upload_create(*, image: File, session: SessionBase) -> Upload:
 def web_upload_delete(*, upload: Upload, session: SessionBase) -> None:
     """Delete the photo and everything made from it, and forget it in this browser."""
     upload_id = str(upload.pk)  # deleting sets the instance's pk to None
-    prediction_delete(upload=upload)
+    upload_erase(upload=upload)
     session[SESSION_UPLOADS] = [pk for pk in session.get(SESSION_UPLOADS, []) if pk != upload_id]

@@ -14,7 +14,7 @@ def our_tasks() -> dict:
 
 def test_every_task_is_named_after_its_service_not_its_module():
     tasks = our_tasks()
-    assert {"faces_detect", "faces_estimate", "uploads_requeue_stuck", "expired_data_delete"} <= set(tasks)
+    assert {"faces_detect", "faces_estimate", "uploads_requeue_stuck", "uploads_delete_expired"} <= set(tasks)
     for name, task in tasks.items():
         assert name == task.run.__name__, f"{task.__module__}.{task.run.__name__} is named {name!r}"
         assert "." not in name
@@ -24,7 +24,11 @@ def test_routes_and_beat_entries_name_registered_tasks():
     names = set(our_tasks())
     for pattern in settings.CELERY_TASK_ROUTES:
         assert any(fnmatch(name, pattern) for name in names), pattern
-    assert {name for name in names if fnmatch(name, "telegram_*")} == {"telegram_update_handle", "telegram_result_send"}
+    assert {name for name in names if fnmatch(name, "telegram_*")} == {
+        "telegram_update_handle",
+        "telegram_result_send",
+        "telegram_updates_delete_expired",
+    }
     assert celery_app.amqp.router.route({}, "faces_detect")["queue"].name == "ml"
     assert celery_app.amqp.router.route({}, "faces_estimate")["queue"].name == "ml"
     for entry in settings.CELERY_BEAT_SCHEDULE.values():

@@ -1,7 +1,10 @@
-"""Retention: photos and faces go after RETENTION_DAYS (file, MongoDB, SQL), unless kept for training."""
+"""Retention: photos and faces go after RETENTION_DAYS (file, MongoDB, SQL), unless kept for training, and so
+does what of them an earlier failure left behind."""
 
 import importlib
 import logging
+import os
+import uuid
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -19,9 +22,8 @@ from django.utils import timezone
 
 from apps.predictions import tasks
 from apps.predictions.models import FacePrediction, PredictionReview
-from apps.predictions.services import expired_data_delete, prediction_review_create
-from apps.telegram.models import TelegramUpdate
-from apps.uploads.models import Upload
+from apps.predictions.services import prediction_review_create, uploads_delete_expired
+from apps.uploads.models import UPLOADS_DIR, Upload
 from apps.uploads.services import upload_create
 from mairror.celery import app as celery_app
 from tests.support import finish_with_faces
@@ -64,36 +66,23 @@ def test_old_uploads_are_deleted_everywhere_unless_kept_and_new_ones_stay(make_u
     kept, _ = make_upload(400, kept=True)
     new, _ = make_upload(29)
 
-    deleted = expired_data_delete()
+    deleted = uploads_delete_expired()
 
     assert (deleted.uploads, deleted.kept_for_training) == (1, 1)
     assert is_everywhere(old, faces) == (False, False, False, False)
     assert is_everywhere(kept, faces) == (True, True, True, True)
     assert is_everywhere(new, faces) == (True, True, True, True)
-    assert expired_data_delete().uploads == 0  # a second run finds nothing more
+    assert uploads_delete_expired().uploads == 0  # a second run finds nothing more
 
 
 def test_the_period_is_a_setting(make_upload, faces, settings):
     upload, _ = make_upload(3)
 
     settings.RETENTION_DAYS = 4
-    assert expired_data_delete().uploads == 0
+    assert uploads_delete_expired().uploads == 0
     settings.RETENTION_DAYS = 2
-    assert expired_data_delete().uploads == 1
+    assert uploads_delete_expired().uploads == 1
     assert is_everywhere(upload, faces) == (False, False, False, False)
-
-
-def test_old_telegram_updates_are_purged_with_their_chat_ids(make_upload, settings):
-    settings.RETENTION_DAYS = 30
-    kept, _ = make_upload(31, kept=True)
-    old = TelegramUpdate.objects.create(update_id=1, chat_id=42, message_id=7, upload=kept)
-    recent = TelegramUpdate.objects.create(update_id=2, chat_id=42, message_id=8)
-    TelegramUpdate.objects.filter(pk=old.pk).update(received_at=timezone.now() - timedelta(days=31))
-
-    assert expired_data_delete().telegram_updates == 1
-
-    assert list(TelegramUpdate.objects.values_list("pk", flat=True)) == [recent.pk]
-    assert Upload.objects.filter(pk=kept.pk).exists()  # kept, no longer tied to the chat
 
 
 def test_a_reviewed_face_keeps_its_upload(make_upload, admin_user, faces, settings):
@@ -103,7 +92,7 @@ def test_a_reviewed_face_keeps_its_upload(make_upload, admin_user, faces, settin
     prediction_review_create(prediction=face, reviewer=admin_user)
 
     assert Upload.objects.get(pk=upload.pk).kept_for_training
-    assert expired_data_delete().uploads == 0
+    assert uploads_delete_expired().uploads == 0
     assert PredictionReview.objects.filter(prediction=face).exists()
 
 
@@ -116,18 +105,52 @@ def test_the_command_and_the_daily_task_delete_expired_uploads(make_upload, sett
     call_command("delete_expired_uploads", stdout=out)
 
     assert out.getvalue() == (
-        "Deleted 1 uploads older than 30 days (1 as old are kept for training) and 0 Telegram updates.\n"
+        "Deleted 1 uploads older than 30 days (1 as old are kept for training), "
+        "and 0 face documents and 0 photo files left behind.\n"
     )
     assert not Upload.objects.filter(pk=first.pk).exists()
     second, _ = make_upload(31)
-    result = tasks.expired_data_delete.apply().get()
-    assert result == {"uploads": 1, "kept_for_training": 1, "telegram_updates": 0, "failed": 0}
+    result = tasks.uploads_delete_expired.apply().get()
+    assert result == {"uploads": 1, "kept_for_training": 1, "face_documents": 0, "files": 0, "failed": 0}
     assert not Upload.objects.filter(pk=second.pk).exists()
     # At 03:30 every day, whenever beat (re)started: not 24 h after each start of its container.
-    [entry] = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == tasks.expired_data_delete.name]
+    [entry] = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == tasks.uploads_delete_expired.name]
     assert entry["schedule"] == crontab(hour=3, minute=30)
     assert entry["options"]["expires"] == 24 * 3600
-    assert tasks.expired_data_delete.name in celery_app.tasks
+    assert tasks.uploads_delete_expired.name in celery_app.tasks
+
+
+# --- what an earlier failure left behind ------------------------------------------------------------
+
+
+def age(days: float):
+    return timezone.now() - timedelta(days=days)
+
+
+def test_face_documents_and_photo_files_of_no_upload_are_deleted_once_expired(make_upload, faces, settings):
+    settings.RETENTION_DAYS = 30
+    kept, _ = make_upload(400, kept=True)
+    faces.insert_many(
+        [
+            {"upload_id": str(uuid.uuid4()), "face_index": 0, "created_at": age(31)},  # its upload is gone
+            {"upload_id": str(uuid.uuid4()), "face_index": 0, "created_at": age(1)},  # maybe still detecting
+        ]
+    )
+    faces.update_many({"upload_id": str(kept.pk)}, {"$set": {"created_at": age(400)}})
+    media = Path(settings.MEDIA_ROOT) / UPLOADS_DIR
+    old_orphan, new_orphan = media / "old-orphan.jpg", media / "new-orphan.jpg"
+    for orphan in (old_orphan, new_orphan):
+        orphan.write_bytes(b"x")
+    os.utime(old_orphan, (age(31).timestamp(), age(31).timestamp()))
+    os.utime(kept.image.path, (age(400).timestamp(), age(400).timestamp()))
+
+    deleted = uploads_delete_expired()
+
+    assert (deleted.face_documents, deleted.files, deleted.uploads) == (1, 1, 0)
+    assert faces.count_documents({}) == 2  # the recent orphan's and the kept upload's
+    assert is_everywhere(kept, faces) == (True, True, True, True)
+    assert not old_orphan.exists() and new_orphan.exists()
+    new_orphan.unlink()
 
 
 # --- faces reviewed before uploads could be kept -------------------------------------------------
@@ -150,7 +173,7 @@ def test_an_upload_with_a_reviewed_face_is_never_deleted_even_if_not_marked_kept
     unmarked_review(face, admin_user)
     plain, _ = make_upload(31)
 
-    deleted = expired_data_delete()
+    deleted = uploads_delete_expired()
 
     assert (deleted.uploads, deleted.kept_for_training, deleted.failed) == (1, 1, 0)
     assert is_everywhere(reviewed, faces) == (True, True, True, True)
@@ -179,9 +202,7 @@ def test_the_migration_marks_uploads_reviewed_before_it_kept(make_upload, admin_
 # --- an upload that cannot be deleted ------------------------------------------------------------
 
 
-def test_an_upload_that_cannot_be_deleted_stops_neither_the_others_nor_the_telegram_purge(
-    make_upload, faces, settings, caplog
-):
+def test_an_upload_that_cannot_be_deleted_does_not_stop_the_others(make_upload, faces, settings, caplog):
     settings.RETENTION_DAYS = 30
     broken, _ = make_upload(33)  # the oldest: it comes first
     plain, _ = make_upload(32)
@@ -190,16 +211,14 @@ def test_an_upload_that_cannot_be_deleted_stops_neither_the_others_nor_the_teleg
     photo.unlink()
     photo.mkdir()
     (photo / "in-the-way").write_bytes(b"x")
-    update = TelegramUpdate.objects.create(update_id=1, chat_id=42, message_id=7)
-    TelegramUpdate.objects.filter(pk=update.pk).update(received_at=timezone.now() - timedelta(days=31))
 
     with caplog.at_level(logging.ERROR, logger="apps.predictions.services"):
-        deleted = expired_data_delete()
+        deleted = uploads_delete_expired()
 
-    assert (deleted.uploads, deleted.failed, deleted.telegram_updates) == (1, 1, 1)
+    assert (deleted.uploads, deleted.failed) == (1, 1)
     assert is_everywhere(plain, faces) == (False, False, False, False)
-    assert Upload.objects.filter(pk=broken.pk).exists()
-    assert not TelegramUpdate.objects.exists()
+    # Its face documents went first; nothing in SQL goes before the photo, so the next run finds it.
+    assert is_everywhere(broken, faces) == (True, False, True, True)
     [failure] = [r for r in caplog.records if r.getMessage() == f"retention: could not delete upload {broken.pk}"]
     assert failure.exc_info[0] is OSError
 
@@ -208,11 +227,14 @@ def test_an_upload_that_cannot_be_deleted_stops_neither_the_others_nor_the_teleg
     with pytest.raises(CommandError, match="1 expired uploads could not be deleted"):
         call_command("delete_expired_uploads", stdout=out)
     assert out.getvalue() == (
-        "Deleted 0 uploads older than 30 days (0 as old are kept for training) and 0 Telegram updates.\n"
+        "Deleted 0 uploads older than 30 days (0 as old are kept for training), "
+        "and 0 face documents and 0 photo files left behind.\n"
     )
-    assert tasks.expired_data_delete.apply().get()["failed"] == 1
+    assert tasks.uploads_delete_expired.apply().get()["failed"] == 1
     (photo / "in-the-way").unlink()
-    assert expired_data_delete() == type(deleted)(uploads=1, kept_for_training=0, telegram_updates=0, failed=0)
+    assert uploads_delete_expired() == type(deleted)(
+        uploads=1, kept_for_training=0, face_documents=0, files=0, failed=0
+    )
     assert not Upload.objects.filter(pk=broken.pk).exists()
 
 

@@ -2,18 +2,26 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.faces.services import TOO_MANY_ATTEMPTS, face_documents_store
-from apps.predictions.models import FacePrediction
-from apps.predictions.services import QUEUE_UNAVAILABLE, faces_estimate, prediction_request
+from apps.predictions.models import FacePrediction, PredictionReview
+from apps.predictions.services import (
+    QUEUE_UNAVAILABLE,
+    faces_estimate,
+    prediction_request,
+    prediction_review_create,
+    upload_erase,
+)
+from apps.telegram.models import TelegramUpdate
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create, upload_start_processing
 from devtools import devstack
 from mairror.settings import BASE_DIR
-from tests.support import app_env, make_face, stored_files
+from tests.support import app_env, finish_with_faces, make_face, stored_files
 
 
 @pytest.fixture
@@ -116,3 +124,19 @@ def test_an_unreachable_queue_keeps_nothing_and_says_so(transactional_db, stores
     assert float(seconds) < 10  # bounded publish retries: a request never hangs on the broker
     assert not Upload.objects.exists()
     assert stored_files() == files_before
+
+
+def test_erase_removes_an_upload_everywhere_and_unlinks_its_telegram_update(upload, faces, admin_user):
+    [face] = finish_with_faces(upload, {})
+    prediction_review_create(prediction=face, reviewer=admin_user)
+    update = TelegramUpdate.objects.create(update_id=1, chat_id=42, message_id=7, upload=upload)
+    path = Path(upload.image.path)
+
+    upload_erase(upload=upload)
+
+    assert not path.exists()
+    assert faces.count_documents({}) == 0
+    assert not Upload.objects.exists() and not FacePrediction.objects.exists()
+    assert not PredictionReview.objects.exists()
+    update.refresh_from_db()
+    assert update.upload is None  # the bot's row is the bot's: its own retention deletes it

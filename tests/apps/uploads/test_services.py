@@ -16,6 +16,7 @@ from apps.uploads.services import (
     upload_discard,
     upload_fail,
     upload_finish,
+    upload_image_delete,
     upload_record_timings,
     upload_start_processing,
 )
@@ -98,13 +99,15 @@ def test_fail_leaves_a_done_upload_alone(upload):
     assert (upload.status, upload.failure_reason) == (Upload.Status.DONE, "")
 
 
-def test_delete_removes_the_stored_photo_and_the_row(upload):
+def test_the_stored_photo_goes_first_then_the_row(upload):
     path = upload.image.path
 
-    upload_delete(upload=upload)
+    upload_image_delete(upload=upload)
 
-    assert not Upload.objects.filter(pk=upload.pk).exists()
     assert not Path(path).exists()
+    assert Upload.objects.filter(pk=upload.pk).exists()
+    upload_delete(upload=upload)
+    assert not Upload.objects.filter(pk=upload.pk).exists()
 
 
 def test_discard_removes_the_row_even_when_the_file_cannot_be_removed(upload, settings, caplog):
