@@ -24,6 +24,14 @@ at that cost.
 
 Callers pass RGB arrays from :func:`ml.images.load_rgb`. Boxes below 0.9 confidence are
 mostly false positives (playing cards, patterns), hence the default ``min_confidence``.
+
+Retry: a photo in which this first pass finds no face is searched once more (``DEFAULT_RETRIES``,
+:class:`Retry`): with a border in its mean colour (a face that fills the photo, its box reaching
+past the edges, is what MTCNN misses most: babies' close-ups), contrast-equalised (faded, grey
+scans) and lower thresholds; a face found so is kept only if its five landmarks are laid out like
+a face (:func:`plausible_face`) and its box is at least 0.3 of the photo's short side (textures
+give small "faces" at low thresholds). Photos with a face are untouched and cost no more; faces
+found by the retry say so in ``Detection.retry``. Counts: ``bench/detection_recall.py``.
 """
 
 from __future__ import annotations
@@ -42,8 +50,71 @@ MAX_SHORT_SIDE = 20 * MIN_FACE_SIZE  # the default: the smallest face promised i
 # levels shrink by SCALE_FACTOR; each network drops boxes at or below its threshold,
 # then overlapping boxes are suppressed.
 PNET_WINDOW, PNET_STRIDE, SCALE_FACTOR = 12, 2, 0.709
-PNET_THRESHOLD, RNET_THRESHOLD, ONET_THRESHOLD = 0.6, 0.7, 0.8
 PNET_NMS_PER_SCALE, PNET_NMS, RNET_NMS, ONET_NMS = 0.5, 0.7, 0.7, 0.7
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Each network drops the boxes it scores at or below its threshold (mtcnn 1.0.0's: 0.6, 0.7, 0.8)."""
+
+    pnet: float = 0.6
+    rnet: float = 0.7
+    onet: float = 0.8
+
+
+MTCNN_THRESHOLDS = Thresholds()
+
+GREY_CHROMA = 4.0  # mean |a|, |b| in OpenCV's Lab (0-255, neutral 128) below which a photo counts as grey
+# The bounds plausible_face accepts, in eye distances and degrees: the 0.1-99.9 percentiles of the
+# first pass's faces on the three val splits (3,546 faces), widened by about a tenth of their range.
+GEOMETRY = {
+    "max_roll_deg": 35.0,
+    "eye_distance_to_box": (0.33, 0.6),
+    "eyes_to_nose": (0.2, 0.95),
+    "nose_to_mouth": (0.1, 0.95),
+    "mouth_width": (0.55, 1.3),
+    "max_nose_offset": 0.5,
+    "max_mouth_offset": 0.3,
+    "max_outside_box": 0.05,
+}
+
+
+@dataclass(frozen=True)
+class Retry:
+    """One more look at a photo in which the first pass found no face.
+
+    The photo is changed (a border added, contrast equalised, a small photo enlarged) and
+    searched again, maybe with lower thresholds; what is found is mapped back to the
+    photo's pixels and, with ``check_geometry``, kept only when its five landmarks are
+    laid out like a face's (:func:`plausible_face`).
+    """
+
+    name: str
+    pad: float = 0.0  # border on each side, as a share of the photo's longer side, in its mean colour
+    equalize: bool = False  # CLAHE on the lightness, the photo made grey first if it nearly is
+    upscale_to: int = 0  # enlarge a photo whose short side is smaller than this to that
+    thresholds: Thresholds = MTCNN_THRESHOLDS
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    check_geometry: bool = True
+    min_face_share: float = 0.0  # keep faces whose box side is at least this share of the photo's short side
+
+
+# Tuned on the val splits (bench/detection_recall.py, docs/detection.md): this one retry found 52 of
+# the 54 faces the first pass missed there (all of them over 0.45 of the short side), and one "face"
+# in about 2,450 non-face images (textures, crops of photos, noise; the first pass finds three there),
+# where without the 0.3 share it found 34-39 per 1,226. Padding helps faces that fill the photo (their
+# box reaches past its edge), CLAHE faded, grey and low-contrast scans. Three retries at the first
+# pass's thresholds (CLAHE; 30% border; both) found 53, but cost three passes on a photo without a face.
+LOWERED = Retry(
+    "lowered",
+    pad=0.2,
+    equalize=True,
+    thresholds=Thresholds(0.5, 0.6, 0.7),
+    min_confidence=0.7,
+    check_geometry=True,
+    min_face_share=0.3,
+)
+DEFAULT_RETRIES: tuple[Retry, ...] = (LOWERED,)
 
 
 @dataclass(frozen=True)
@@ -53,6 +124,7 @@ class Detection:
     box: tuple[float, float, float, float]  # x, y, width, height
     confidence: float
     landmarks: np.ndarray  # 5 x 2, in ml.alignment.LANDMARK_NAMES order (ONet's own)
+    retry: str | None = None  # the Retry that found it; None: the first pass
 
 
 class FaceDetector:
@@ -63,6 +135,7 @@ class FaceDetector:
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
         device: str | None = None,
         max_short_side: int = MAX_SHORT_SIDE,
+        retries: tuple[Retry, ...] | None = None,
     ):
         import tensorflow as tf  # imported here so that `import ml` stays light
         from mtcnn.stages import StageONet, StagePNet, StageRNet
@@ -72,6 +145,7 @@ class FaceDetector:
         self._on_device = partial(tf.device, device)
         self.min_confidence = min_confidence
         self.max_short_side = max_short_side
+        self.retries = DEFAULT_RETRIES if retries is None else tuple(retries)
         with self._on_device():
             self._pnet = _compile(tf, StagePNet().model, (None, None, 3))
             self._rnet = _compile(tf, StageRNet().model, (24, 24, 3))
@@ -82,18 +156,56 @@ class FaceDetector:
         return self.detect_batch([image_rgb])[0]
 
     def detect_batch(self, images_rgb: list[np.ndarray]) -> list[list[Detection]]:
-        """Detect faces in several images; images of one size share each pass through the networks."""
+        """Detect faces in several images; images of one size share each pass through the networks.
+
+        Images in which the first pass finds no face are looked at again, by each of
+        ``self.retries`` in turn until one finds a face (see :class:`Retry`).
+        """
+        results = self._detect(images_rgb, MTCNN_THRESHOLDS, self.min_confidence)
+        missing = [i for i, faces in enumerate(results) if not faces and min(np.shape(images_rgb[i])[:2]) > 1]
+        for retry in self.retries:
+            if not missing:
+                break
+            for i, faces in zip(missing, self._retry(retry, [images_rgb[i] for i in missing]), strict=True):
+                results[i] = faces
+            missing = [i for i in missing if not results[i]]
+        return results
+
+    def _detect(
+        self, images_rgb: list[np.ndarray], thresholds: Thresholds, min_confidence: float
+    ) -> list[list[Detection]]:
         by_shape: dict[tuple, list[int]] = {}
         for index, image in enumerate(images_rgb):
             by_shape.setdefault(np.shape(image), []).append(index)
         results: list[list[Detection]] = [[] for _ in images_rgb]
         with self._on_device():
             for indices in by_shape.values():
-                for i, faces in zip(indices, self._detect_same_size([images_rgb[i] for i in indices]), strict=True):
+                found = self._detect_same_size([images_rgb[i] for i in indices], thresholds, min_confidence)
+                for i, faces in zip(indices, found, strict=True):
                     results[i] = faces
         return results
 
-    def _detect_same_size(self, images: list[np.ndarray]) -> list[list[Detection]]:
+    def _retry(self, retry: Retry, images_rgb: list[np.ndarray]) -> list[list[Detection]]:
+        """One retry on images without a face: transform, detect, map back to the caller's pixels, check."""
+        prepared = [_prepare(image, retry) for image in images_rgb]
+        found = self._detect([image for image, _, _ in prepared], retry.thresholds, retry.min_confidence)
+        results = []
+        for original, (_, scale, offset), faces in zip(images_rgb, prepared, found, strict=True):
+            height, width = original.shape[:2]
+            mapped = [_map_back(face, scale, offset, width, height, retry.name) for face in faces]
+            smallest = retry.min_face_share * min(height, width)
+            results.append(
+                [
+                    face
+                    for face in mapped
+                    if max(face.box[2:]) >= smallest and (not retry.check_geometry or plausible_face(face))
+                ]
+            )
+        return results
+
+    def _detect_same_size(
+        self, images: list[np.ndarray], thresholds: Thresholds, min_confidence: float
+    ) -> list[list[Detection]]:
         """Shrink per the size policy, run the three stages on the batch, map back to the caller's pixels."""
         height, width = images[0].shape[:2]
         scale = min(1.0, self.max_short_side / min(height, width))
@@ -101,15 +213,16 @@ class FaceDetector:
         if scale < 1.0:
             images = [cv2.resize(image, size, interpolation=cv2.INTER_AREA) for image in images]
         normalized = _normalize(np.stack(images))
-        rows = self._onet_stage(normalized, self._rnet_stage(normalized, self._pnet_stage(normalized)))
+        rows = self._pnet_stage(normalized, thresholds.pnet)
+        rows = self._onet_stage(normalized, self._rnet_stage(normalized, rows, thresholds.rnet), thresholds.onet)
         # Back to the original pixels (the shrink may round each axis a little differently).
         rows[:, [1, 3, *range(6, 11)]] *= width / size[0]
         rows[:, [2, 4, *range(11, 16)]] *= height / size[1]
         rows[:, [1, 3]] = rows[:, [1, 3]].clip(0, width - 1)
         rows[:, [2, 4]] = rows[:, [2, 4]].clip(0, height - 1)
-        return [self._detections(rows[rows[:, 0] == i]) for i in range(len(images))]
+        return [_detections(rows[rows[:, 0] == i], min_confidence) for i in range(len(images))]
 
-    def _pnet_stage(self, normalized: np.ndarray) -> np.ndarray:
+    def _pnet_stage(self, normalized: np.ndarray, threshold: float) -> np.ndarray:
         """Candidate boxes from PNet over an image pyramid: rows of (image, x1, y1, x2, y2, score).
 
         Each level is shrunk from the full image (shrinking the previous level instead is
@@ -120,22 +233,22 @@ class FaceDetector:
             size = (int(normalized.shape[2] * scale), int(normalized.shape[1] * scale))
             level = np.stack([cv2.resize(image, size, interpolation=cv2.INTER_AREA) for image in normalized])
             offsets, scores = (t.numpy() for t in self._pnet(level))
-            boxes = _pnet_boxes(offsets, scores[..., 1], scale)
+            boxes = _pnet_boxes(offsets, scores[..., 1], scale, threshold)
             candidates.append(_nms(boxes, PNET_NMS_PER_SCALE, "union"))
         if not candidates:  # under 20 px: no face fits
             return np.empty((0, 6))
         return _square(_nms(np.concatenate(candidates), PNET_NMS, "union"))
 
-    def _rnet_stage(self, normalized: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def _rnet_stage(self, normalized: np.ndarray, boxes: np.ndarray, threshold: float) -> np.ndarray:
         """RNet re-scores and refines the candidates on 24 x 24 crops."""
         if len(boxes) == 0:
             return boxes
         offsets, scores = (t.numpy() for t in self._rnet(self._patches(normalized, boxes, 24)))
         boxes = _refine(boxes, offsets, scores[:, 1])
-        keep = boxes[:, 5] > RNET_THRESHOLD
+        keep = boxes[:, 5] > threshold
         return _square(_nms(boxes[keep], RNET_NMS, "union"))
 
-    def _onet_stage(self, normalized: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def _onet_stage(self, normalized: np.ndarray, boxes: np.ndarray, threshold: float) -> np.ndarray:
         """ONet's final boxes and landmarks on 48 x 48 crops: rows of (image, box, score, 5 x and 5 y)."""
         if len(boxes) == 0:
             return np.empty((0, 16))
@@ -145,7 +258,7 @@ class FaceDetector:
         xs = widths * landmarks[:, :5] + boxes[:, 1:2] - 1
         ys = heights * landmarks[:, 5:] + boxes[:, 2:3] - 1
         rows = np.concatenate([_refine(boxes, offsets, scores[:, 1]), xs, ys], axis=1)
-        return _nms(rows[rows[:, 5] > ONET_THRESHOLD], ONET_NMS, "min")
+        return _nms(rows[rows[:, 5] > threshold], ONET_NMS, "min")
 
     def _patches(self, normalized: np.ndarray, boxes: np.ndarray, size: int):
         """Bilinear ``size`` x ``size`` crops of the boxes, outside the image grey: cut as mtcnn 1.0.0 cuts them."""
@@ -153,22 +266,110 @@ class FaceDetector:
         corners = boxes[:, [2, 1, 4, 3]] / [height, width, height, width]
         return self._crop_and_resize(normalized, corners, boxes[:, 0].astype(np.int32), (size, size))
 
-    def _detections(self, rows: np.ndarray) -> list[Detection]:
-        """Rows to Detections, rounded to whole pixels as mtcnn 1.0.0 rounds them.
 
-        Rounding also keeps a photo's faces identical alone and in a batch, where the
-        networks' float sums come out a few ulps apart.
-        """
-        detections = [
-            Detection(
-                box=tuple(float(v) for v in np.round([row[1], row[2], row[3] - row[1], row[4] - row[2]])),
-                confidence=float(row[5]),
-                landmarks=np.round(np.stack([row[6:11], row[11:16]], axis=1)),
-            )
-            for row in rows
-            if row[5] >= self.min_confidence
-        ]
-        return sorted(detections, key=lambda d: d.confidence, reverse=True)
+def plausible_face(detection: Detection) -> bool:
+    """Whether the five landmarks are laid out like a face's in its box (see :func:`face_geometry`)."""
+    g = face_geometry(detection.landmarks, detection.box)
+    return (
+        abs(g["roll_deg"]) <= GEOMETRY["max_roll_deg"]
+        and GEOMETRY["eye_distance_to_box"][0] <= g["eye_distance_to_box"] <= GEOMETRY["eye_distance_to_box"][1]
+        and GEOMETRY["eyes_to_nose"][0] <= g["eyes_to_nose"] <= GEOMETRY["eyes_to_nose"][1]
+        and GEOMETRY["nose_to_mouth"][0] <= g["nose_to_mouth"] <= GEOMETRY["nose_to_mouth"][1]
+        and GEOMETRY["mouth_width"][0] <= g["mouth_width"] <= GEOMETRY["mouth_width"][1]
+        and abs(g["nose_offset"]) <= GEOMETRY["max_nose_offset"]
+        and abs(g["mouth_offset"]) <= GEOMETRY["max_mouth_offset"]
+        and g["outside_box"] <= GEOMETRY["max_outside_box"]
+    )
+
+
+def face_geometry(landmarks: np.ndarray, box: tuple[float, float, float, float]) -> dict[str, float]:
+    """The layout of five landmarks, in a frame turned so that the eyes are level, in eye distances.
+
+    ``roll_deg``: the eye line's angle (a right eye left of the left one is 180);
+    ``eyes_to_nose`` and ``nose_to_mouth``: how far down the nose lies below the eyes and the
+    mouth below the nose; ``mouth_width``: the mouth corners' distance; ``nose_offset`` and
+    ``mouth_offset``: sideways from the eyes' midpoint (a turned head moves the nose);
+    ``eye_distance_to_box``: eye distance over the box's width; ``outside_box``: how far the
+    farthest landmark lies outside the box.
+    """
+    points = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
+    left_eye, right_eye, nose, mouth_left, mouth_right = points
+    dx, dy = right_eye - left_eye
+    distance = max(float(np.hypot(dx, dy)), 1e-6)
+    cos, sin = dx / distance, dy / distance
+    centre = (left_eye + right_eye) / 2
+    # x along the eye line, y down across it, both in eye distances from the eyes' midpoint
+    local = (points - centre) @ np.array([[cos, -sin], [sin, cos]]) / distance
+    mouth = (local[3] + local[4]) / 2
+    x, y, w, h = box
+    outside = np.maximum.reduce([x - points[:, 0], points[:, 0] - (x + w), y - points[:, 1], points[:, 1] - (y + h)])
+    return {
+        "roll_deg": float(np.degrees(np.arctan2(dy, dx))),
+        "eyes_to_nose": float(local[2, 1]),
+        "nose_to_mouth": float(mouth[1] - local[2, 1]),
+        "mouth_width": float(local[4, 0] - local[3, 0]),
+        "nose_offset": float(local[2, 0]),
+        "mouth_offset": float(mouth[0]),
+        "eye_distance_to_box": distance / max(w, 1e-6),
+        "outside_box": float(max(0.0, outside.max()) / distance),
+    }
+
+
+def _prepare(image: np.ndarray, retry: Retry) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """The image a retry searches, with the scale and (x, y) offset that map the photo's pixels into it."""
+    image = np.asarray(image)
+    scale = 1.0
+    if retry.equalize:
+        image = _equalize(image)
+    short = min(image.shape[:2])
+    if retry.upscale_to and short < retry.upscale_to:
+        scale = retry.upscale_to / short
+        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
+    border = round(retry.pad * max(image.shape[:2]))
+    if border:
+        colour = [float(c) for c in image.reshape(-1, 3).mean(axis=0)]
+        image = cv2.copyMakeBorder(image, border, border, border, border, cv2.BORDER_CONSTANT, value=colour)
+    return image, scale, (border, border)
+
+
+def _equalize(image: np.ndarray) -> np.ndarray:
+    """Contrast-limited histogram equalisation of the lightness; a nearly grey photo becomes grey first."""
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+    if np.abs(lab[..., 1:].astype(np.int16) - 128).mean() < GREY_CHROMA:
+        lab[..., 1:] = 128
+    lab[..., 0] = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4)).apply(lab[..., 0])
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+
+
+def _map_back(face: Detection, scale: float, offset: tuple[int, int], width: int, height: int, name: str) -> Detection:
+    """A face found in a prepared image, in the original photo's pixels (box clipped to the photo)."""
+    shift = np.array(offset, dtype=np.float64)
+    x, y, w, h = face.box
+    x1, y1 = (np.array([x, y]) - shift) / scale
+    x2, y2 = (np.array([x + w, y + h]) - shift) / scale
+    x1, x2 = np.clip([x1, x2], 0, width - 1)
+    y1, y2 = np.clip([y1, y2], 0, height - 1)
+    box = tuple(float(v) for v in np.round([x1, y1, x2 - x1, y2 - y1]))
+    return Detection(box, face.confidence, np.round((face.landmarks - shift) / scale), retry=name)
+
+
+def _detections(rows: np.ndarray, min_confidence: float) -> list[Detection]:
+    """Rows to Detections, rounded to whole pixels as mtcnn 1.0.0 rounds them.
+
+    Rounding also keeps a photo's faces identical alone and in a batch, where the
+    networks' float sums come out a few ulps apart.
+    """
+    detections = [
+        Detection(
+            box=tuple(float(v) for v in np.round([row[1], row[2], row[3] - row[1], row[4] - row[2]])),
+            confidence=float(row[5]),
+            landmarks=np.round(np.stack([row[6:11], row[11:16]], axis=1)),
+        )
+        for row in rows
+        if row[5] >= min_confidence
+    ]
+    return sorted(detections, key=lambda d: d.confidence, reverse=True)
 
 
 def _compile(tf, model, input_shape: tuple[int | None, ...]):
@@ -194,9 +395,9 @@ def _pyramid_scales(height: int, width: int) -> list[float]:
     return scales
 
 
-def _pnet_boxes(offsets: np.ndarray, scores: np.ndarray, scale: float) -> np.ndarray:
+def _pnet_boxes(offsets: np.ndarray, scores: np.ndarray, scale: float, threshold: float) -> np.ndarray:
     """PNet's windows above threshold, regressed and mapped back to the unscaled image."""
-    image, row, col = np.nonzero(scores > PNET_THRESHOLD)
+    image, row, col = np.nonzero(scores > threshold)
     x1, y1 = col * PNET_STRIDE + 1, row * PNET_STRIDE + 1
     size = PNET_WINDOW - 1
     shift = offsets[image, row, col] * size
