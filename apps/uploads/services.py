@@ -1,14 +1,17 @@
 """Writes to uploads: accepting a photo, moving it through the pipeline's states, deleting it."""
 
 import logging
+from functools import partial
 
 from django.core.files import File
 from django.core.files.base import ContentFile
+from django.db import transaction
 from django.db.models import DateTimeField, F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
+from apps.uploads.events import publish_upload_changed
 from apps.uploads.images import CleanImage, clean_image
 from apps.uploads.models import UPLOADS_DIR, Upload, upload_image_path
 from apps.uploads.signals import upload_finished
@@ -58,7 +61,10 @@ def upload_start_processing(*, upload_id) -> Upload | None:
         updated_at=now,
         processing_attempts=F("processing_attempts") + 1,
     )
-    return Upload.objects.get(pk=upload_id) if claimed else None
+    if not claimed:
+        return None
+    _changed(upload_id)
+    return Upload.objects.get(pk=upload_id)
 
 
 def upload_count_attempt(*, upload: Upload) -> int:
@@ -75,6 +81,7 @@ def upload_record_timings(*, upload: Upload, timings: dict[str, float], faces_fo
     if faces_found is not None:
         upload.faces_found = fields["faces_found"] = faces_found
     Upload.objects.filter(pk=upload.pk).update(**fields)
+    _changed(upload.pk)  # the page's progress: detection is over
 
 
 def upload_finish(*, upload: Upload, timings: dict[str, float]) -> bool:
@@ -85,6 +92,7 @@ def upload_finish(*, upload: Upload, timings: dict[str, float]) -> bool:
         status=Upload.Status.DONE, finished_at=now, updated_at=now, timings=upload.timings
     )
     if finished:
+        _changed(upload.pk)
         upload_finished.send(sender=Upload, upload_id=upload.pk)
     return bool(finished)
 
@@ -108,6 +116,7 @@ def _fail(uploads, *, upload_id, reason: str) -> bool:
     failed = uploads.update(status=Upload.Status.FAILED, failure_reason=reason, finished_at=now, updated_at=now)
     if failed:
         logger.info("upload %s failed: %s", upload_id, reason)
+        _changed(upload_id)
         upload_finished.send(sender=Upload, upload_id=upload_id)
     return bool(failed)
 
@@ -119,7 +128,9 @@ def upload_image_delete(*, upload: Upload) -> None:
 
 def upload_delete(*, upload: Upload) -> None:
     """Remove the row; the photo must be gone first (``upload_image_delete``), or nothing would name it."""
+    upload_id = upload.pk
     upload.delete()
+    _changed(upload_id)  # a waiting client learns at once that it is gone
 
 
 def upload_files_delete_expired(*, cutoff) -> int:
@@ -149,6 +160,12 @@ def upload_discard(*, upload: Upload) -> None:
     """
     Upload.objects.filter(pk=upload.pk).delete()
     _delete_quietly(upload.image.storage, upload.image.name)
+
+
+def _changed(upload_id) -> None:
+    """Wake whoever waits on this upload (``apps.uploads.events``) once the change is committed: every
+    status change goes through this module. Outside a transaction at once, inside one when it commits."""
+    transaction.on_commit(partial(publish_upload_changed, upload_id))
 
 
 def upload_mark_requeued(*, upload_id, requeue_count: int, stuck_before) -> bool:
