@@ -134,7 +134,7 @@ def finish_with_faces(upload: Upload, *faces: dict) -> list:
     Each dict overrides the made-up prediction of one face (face_index is its position).
     """
     from apps.faces.services import face_documents_store
-    from apps.predictions.models import FacePrediction
+    from apps.predictions.models import FaceEstimate
 
     face_ids = face_documents_store(upload_id=str(upload.pk), faces=[make_face(i) for i in range(len(faces))])
     Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.DONE, timings={"total_ms": 1234.5})
@@ -154,6 +154,6 @@ def finish_with_faces(upload: Upload, *faces: dict) -> list:
         "model_version": "ag-test",
     }
     return [
-        FacePrediction.objects.create(upload=upload, face_index=i, mongo_face_id=face_id, **{**defaults, **fields})
+        FaceEstimate.objects.create(upload=upload, face_index=i, mongo_face_id=face_id, **{**defaults, **fields})
         for i, (face_id, fields) in enumerate(zip(face_ids, faces, strict=True))
     ]

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from apps.predictions.models import FacePrediction
+from apps.predictions.models import FaceEstimate
 from apps.uploads.models import Upload
 from apps.uploads.selectors import upload_faces_notice
 
@@ -47,7 +47,7 @@ class AgeSerializer(serializers.Serializer):
 
 
 class GenderSerializer(serializers.Serializer):
-    label = serializers.ChoiceField(source="gender_label", choices=FacePrediction.Gender.choices)
+    label = serializers.ChoiceField(source="gender_label", choices=FaceEstimate.Gender.choices)
     probability = serializers.FloatField(source="gender_probability", help_text="Probability of this label.")
 
 
@@ -69,6 +69,8 @@ class ImageSizeSerializer(serializers.Serializer):
 
 
 class PredictionSerializer(serializers.Serializer):
+    """A prediction: one uploaded photo, where its analysis is, and the estimates of its faces."""
+
     id = serializers.UUIDField()
     status = serializers.ChoiceField(choices=Upload.Status.choices)
     failure_reason = serializers.CharField(help_text="Why the analysis failed; empty unless the status is failed.")

@@ -1,6 +1,6 @@
 """The reviewers' and admins' view of uploads, faces and reviews.
 
-Everything here is read-only: predictions are never changed, a reviewer's verdict is added
+Everything here is read-only: estimates are never changed, a reviewer's verdict is added
 beside them through the review queue. Admins (superusers) may also delete uploads, which
 removes the photo, its face documents and rows, as the API's delete does. The "Reviewers"
 group (see migration 0003) may view everything and review, nothing else, except keeping
@@ -22,25 +22,25 @@ from django.utils.html import format_html
 
 from apps.faces.selectors import face_crop_png
 from apps.predictions.charts import bar_chart
-from apps.predictions.models import MAX_AGE, FacePrediction, PredictionReview
+from apps.predictions.models import MAX_AGE, EstimateReview, FaceEstimate
 from apps.predictions.selectors import (
-    face_predictions_with_confidence,
+    face_estimates_with_confidence,
     review_agreement_by_model_version,
     review_progress,
     review_queue,
     uploads_per_day,
 )
-from apps.predictions.services import prediction_review_create, upload_erase, uploads_keep_for_training
+from apps.predictions.services import estimate_review_create, upload_erase, uploads_keep_for_training
 from apps.uploads.models import Upload
 from apps.uploads.selectors import upload_read_display_jpeg
 
-REVIEW_PERMISSION = "predictions.review_predictions"
+REVIEW_PERMISSION = "predictions.review_estimates"
 REVIEW_PAGE_SIZE = 10
 DASHBOARD_DAYS = 30
 IMAGE_MAX_AGE = 3600
 # Predicted-age bands of the age filter: (label, lowest, below).
 AGE_BANDS = (("0-12", 0, 13), ("13-19", 13, 20), ("20-39", 20, 40), ("40-59", 40, 60), ("60+", 60, None))
-# Bands of the confidence filter: (key, label, lowest, below); see face_predictions_with_confidence.
+# Bands of the confidence filter: (key, label, lowest, below); see face_estimates_with_confidence.
 CONFIDENCE_BANDS = (
     ("low", "low (under 0.4)", 0.0, 0.4),
     ("medium", "medium (0.4 to 0.7)", 0.4, 0.7),
@@ -49,7 +49,7 @@ CONFIDENCE_BANDS = (
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Nobody adds or edits these by hand: the pipeline writes uploads and predictions, the queue writes reviews."""
+    """Nobody adds or edits these by hand: the pipeline writes uploads and estimates, the queue writes reviews."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -87,8 +87,8 @@ def _image_response(data: bytes, content_type: str) -> HttpResponse:
     return response
 
 
-def _crop_thumbnail(face: FacePrediction, size: int = 64):
-    url = reverse("admin:predictions_faceprediction_crop", args=[face.pk])
+def _crop_thumbnail(face: FaceEstimate, size: int = 64):
+    url = reverse("admin:predictions_faceestimate_crop", args=[face.pk])
     return format_html(
         '<img src="{}" width="{}" height="{}" alt="face {}" class="face-crop">', url, size, size, face.pk
     )
@@ -101,8 +101,8 @@ def _photo_with_boxes(upload: Upload, faces) -> str:
     )
 
 
-class FacePredictionInline(admin.TabularInline):
-    model = FacePrediction
+class FaceEstimateInline(admin.TabularInline):
+    model = FaceEstimate
     fields = ["crop", "face_index", "short_label", "gender_percent", "detection", "model_version", "review_link"]
     readonly_fields = fields
     extra = 0
@@ -123,9 +123,7 @@ class FacePredictionInline(admin.TabularInline):
 
     @admin.display(description="review")
     def review_link(self, face):
-        return format_html(
-            '<a href="{}?face={}">review</a>', reverse("admin:predictions_faceprediction_review"), face.pk
-        )
+        return format_html('<a href="{}?face={}">review</a>', reverse("admin:predictions_faceestimate_review"), face.pk)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -143,7 +141,7 @@ class UploadAdmin(KeepForTrainingActions, ReadOnlyAdmin):
     fields = ["photo", "id", "status", "failure_reason", "channel", "owner", "width", "height", "kept_for_training"]
     fields += ["created_at", "started_at", "finished_at", "timings"]
     readonly_fields = fields
-    inlines = [FacePredictionInline]
+    inlines = [FaceEstimateInline]
 
     class Media:
         css = {"all": ["predictions/faces.css", "predictions/admin.css"]}
@@ -165,7 +163,7 @@ class UploadAdmin(KeepForTrainingActions, ReadOnlyAdmin):
     def get_deleted_objects(self, objs, request):
         """Faces and their reviews go with their photo: the permission to delete uploads covers them."""
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        derived = {FacePrediction._meta.verbose_name, PredictionReview._meta.verbose_name}
+        derived = {FaceEstimate._meta.verbose_name, EstimateReview._meta.verbose_name}
         return deleted, counts, perms_needed - derived, protected
 
     def delete_model(self, request, obj):
@@ -240,7 +238,7 @@ class ReviewForm(forms.Form):
     face = forms.IntegerField()
     verdict = forms.ChoiceField(choices=[("confirm", "confirm"), ("correct", "correct")])
     age = forms.IntegerField(min_value=0, max_value=MAX_AGE, required=False)
-    gender = forms.ChoiceField(choices=FacePrediction.Gender.choices, required=False)
+    gender = forms.ChoiceField(choices=FaceEstimate.Gender.choices, required=False)
 
     def clean(self):
         data = super().clean()
@@ -249,8 +247,8 @@ class ReviewForm(forms.Form):
         return data
 
 
-class PredictionReviewInline(admin.TabularInline):
-    model = PredictionReview
+class EstimateReviewInline(admin.TabularInline):
+    model = EstimateReview
     fields = ["reviewed_at", "reviewer", "confirmed", "age", "gender"]
     readonly_fields = fields
     extra = 0
@@ -260,8 +258,8 @@ class PredictionReviewInline(admin.TabularInline):
         return False
 
 
-@admin.register(FacePrediction)
-class FacePredictionAdmin(KeepForTrainingActions, ReadOnlyAdmin):
+@admin.register(FaceEstimate)
+class FaceEstimateAdmin(KeepForTrainingActions, ReadOnlyAdmin):
     list_display = ["crop", "short_label", "gender_percent", "confidence_score", "reviewed_mark", "model_version"]
     list_display += ["upload_link", "face_index", "created_at"]
     list_display_links = ["crop", "short_label"]
@@ -279,13 +277,13 @@ class FacePredictionAdmin(KeepForTrainingActions, ReadOnlyAdmin):
     fields += ["age_level", "gender_label", "gender_probability", "detection_confidence", "model_version"]
     fields += ["box_x", "box_y", "box_width", "box_height", "landmarks", "mongo_face_id", "created_at"]
     readonly_fields = fields
-    inlines = [PredictionReviewInline]
+    inlines = [EstimateReviewInline]
 
     class Media:
         css = {"all": ["predictions/faces.css", "predictions/admin.css"]}
 
     def get_queryset(self, request):
-        return face_predictions_with_confidence().select_related("upload")
+        return face_estimates_with_confidence().select_related("upload")
 
     def has_delete_permission(self, request, obj=None):
         return False  # a face goes with its photo: delete the upload
@@ -325,16 +323,16 @@ class FacePredictionAdmin(KeepForTrainingActions, ReadOnlyAdmin):
     def get_urls(self):
         wrap = self.admin_site.admin_view
         urls = [
-            path("review/", wrap(self.review_view), name="predictions_faceprediction_review"),
-            path("dashboard/", wrap(self.dashboard_view), name="predictions_faceprediction_dashboard"),
-            path("<int:face_id>/crop.png", wrap(self.crop_view), name="predictions_faceprediction_crop"),
+            path("review/", wrap(self.review_view), name="predictions_faceestimate_review"),
+            path("dashboard/", wrap(self.dashboard_view), name="predictions_faceestimate_dashboard"),
+            path("<int:face_id>/crop.png", wrap(self.crop_view), name="predictions_faceestimate_crop"),
         ]
         return urls + super().get_urls()
 
     def crop_view(self, request, face_id):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        face = get_object_or_404(FacePrediction, pk=face_id)
+        face = get_object_or_404(FaceEstimate, pk=face_id)
         data = face_crop_png(upload_id=face.upload_id, face_index=face.face_index)
         if data is None:
             raise Http404("The face crop is gone.")
@@ -350,7 +348,7 @@ class FacePredictionAdmin(KeepForTrainingActions, ReadOnlyAdmin):
             face_id = request.GET["face"]
             if not face_id.isdigit():
                 raise Http404("No such face.")
-            faces = face_predictions_with_confidence().filter(pk=int(face_id)).select_related("upload")
+            faces = face_estimates_with_confidence().filter(pk=int(face_id)).select_related("upload")
         else:
             faces = review_queue()
         page = Paginator(faces, REVIEW_PAGE_SIZE).get_page(request.GET.get("page"))
@@ -361,7 +359,7 @@ class FacePredictionAdmin(KeepForTrainingActions, ReadOnlyAdmin):
             "page": page,
             "remaining": page.paginator.count,
             "max_age": MAX_AGE,
-            "genders": FacePrediction.Gender.choices,
+            "genders": FaceEstimate.Gender.choices,
         }
         return TemplateResponse(request, "admin/predictions/review_queue.html", context)
 
@@ -372,9 +370,9 @@ class FacePredictionAdmin(KeepForTrainingActions, ReadOnlyAdmin):
             messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
             return redirect(back)
         data = form.cleaned_data
-        face = get_object_or_404(FacePrediction, pk=data["face"])
+        face = get_object_or_404(FaceEstimate, pk=data["face"])
         correction = {"age": data["age"], "gender": data["gender"]} if data["verdict"] == "correct" else {}
-        review = prediction_review_create(prediction=face, reviewer=request.user, **correction)
+        review = estimate_review_create(estimate=face, reviewer=request.user, **correction)
         verdict = "confirmed" if review.confirmed else f"corrected to {review.gender}, {review.age}"
         messages.success(request, f"Face {face.pk} {verdict}.")
         return redirect(back)
@@ -427,21 +425,21 @@ class FacePredictionAdmin(KeepForTrainingActions, ReadOnlyAdmin):
         return TemplateResponse(request, "admin/predictions/dashboard.html", context)
 
 
-@admin.register(PredictionReview)
-class PredictionReviewAdmin(ReadOnlyAdmin):
+@admin.register(EstimateReview)
+class EstimateReviewAdmin(ReadOnlyAdmin):
     list_display = ["reviewed_at", "reviewer", "face", "predicted", "confirmed", "gender", "age"]
-    list_filter = ["confirmed", "gender", "reviewer", "prediction__model_version"]
-    search_fields = ["reviewer__username", "prediction__upload__id"]
+    list_filter = ["confirmed", "gender", "reviewer", "estimate__model_version"]
+    search_fields = ["reviewer__username", "estimate__upload__id"]
     date_hierarchy = "reviewed_at"
-    list_select_related = ["reviewer", "prediction"]
+    list_select_related = ["reviewer", "estimate"]
 
     class Media:
         css = {"all": ["predictions/faces.css"]}
 
     @admin.display(description="face")
     def face(self, review):
-        return _crop_thumbnail(review.prediction, size=48)
+        return _crop_thumbnail(review.estimate, size=48)
 
     @admin.display(description="predicted")
     def predicted(self, review):
-        return review.prediction.short_label
+        return review.estimate.short_label

@@ -8,7 +8,7 @@ from apps.uploads.models import Upload
 MAX_AGE = 120
 
 
-class FacePrediction(models.Model):
+class FaceEstimate(models.Model):
     """Age and gender of one face of an upload, with where the face is (upright-photo pixels)."""
 
     class Gender(models.TextChoices):
@@ -49,27 +49,27 @@ class FacePrediction(models.Model):
         return f"{self.gender_label[0].upper()}, {self.age_value:.0f} ({self.age_low:.0f}-{self.age_high:.0f})"
 
 
-class PredictionReview(models.Model):
+class EstimateReview(models.Model):
     """A person's verdict on one face: the true age and gender as a reviewer sees them.
 
-    Kept beside the prediction, never written over it, so the model can be measured against people.
+    Kept beside the estimate, never written over it, so the model can be measured against people.
     Reviews are only ever added: the newest one of a face counts, older ones stay as its history.
     """
 
-    prediction = models.ForeignKey(FacePrediction, on_delete=models.CASCADE, related_name="reviews")
+    estimate = models.ForeignKey(FaceEstimate, on_delete=models.CASCADE, related_name="reviews")
     # PROTECT: who reviewed must stay known; deactivate a reviewer's account instead of deleting it.
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="prediction_reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="estimate_reviews")
     reviewed_at = models.DateTimeField(default=timezone.now)
     confirmed = models.BooleanField(help_text="The reviewer agreed with the predicted age and gender as they were.")
     age = models.PositiveSmallIntegerField(
         validators=[MaxValueValidator(MAX_AGE)], help_text="Years, per the reviewer."
     )
-    gender = models.CharField(max_length=8, choices=FacePrediction.Gender, help_text="Per the reviewer.")
+    gender = models.CharField(max_length=8, choices=FaceEstimate.Gender, help_text="Per the reviewer.")
 
     class Meta:
         ordering = ["-reviewed_at", "-pk"]
-        indexes = [models.Index(fields=["prediction", "-reviewed_at"], name="review_prediction_latest")]
-        permissions = [("review_predictions", "Can confirm or correct predicted age and gender")]
+        indexes = [models.Index(fields=["estimate", "-reviewed_at"], name="review_estimate_latest")]
+        permissions = [("review_estimates", "Can confirm or correct estimated age and gender")]
 
     def __str__(self) -> str:
-        return f"{self.prediction}: {self.gender}, {self.age} by {self.reviewer}"
+        return f"{self.estimate}: {self.gender}, {self.age} by {self.reviewer}"

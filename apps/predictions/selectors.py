@@ -8,7 +8,7 @@ from django.db.models.functions import Abs, Greatest, Least, TruncDate
 from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
-from apps.predictions.models import FacePrediction, PredictionReview
+from apps.predictions.models import EstimateReview, FaceEstimate
 from apps.uploads.models import Upload
 
 POLL_INTERVAL_SECONDS = 0.25
@@ -35,7 +35,7 @@ def prediction_wait(*, owner: APIKey, upload_id, timeout: float) -> Upload | Non
         time.sleep(min(POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
-def face_predictions_with_confidence() -> QuerySet[FacePrediction]:
+def face_estimates_with_confidence() -> QuerySet[FaceEstimate]:
     """Faces annotated with ``confidence`` (0..1, the weaker of gender and age) and ``reviewed``.
 
     Gender confidence is 0 for a coin toss and 1 for certainty; age confidence falls from 1 for
@@ -43,26 +43,26 @@ def face_predictions_with_confidence() -> QuerySet[FacePrediction]:
     """
     gender_confidence = (F("gender_probability") - Value(0.5)) * Value(2.0)
     age_confidence = Value(1.0) - (F("age_high") - F("age_low")) / Value(UNINFORMATIVE_AGE_RANGE)
-    return FacePrediction.objects.annotate(
+    return FaceEstimate.objects.annotate(
         confidence=Greatest(Least(gender_confidence, age_confidence), Value(0.0), output_field=FloatField()),
-        reviewed=Exists(PredictionReview.objects.filter(prediction=OuterRef("pk"))),
+        reviewed=Exists(EstimateReview.objects.filter(estimate=OuterRef("pk"))),
     )
 
 
-def review_queue() -> QuerySet[FacePrediction]:
+def review_queue() -> QuerySet[FaceEstimate]:
     """Faces nobody has reviewed yet, least confident first: where a person's verdict teaches the model most."""
     return (
-        face_predictions_with_confidence()
+        face_estimates_with_confidence()
         .filter(reviewed=False, upload__status=Upload.Status.DONE)
         .select_related("upload")
         .order_by("confidence", "created_at", "pk")
     )
 
 
-def reviewed_faces() -> QuerySet[FacePrediction]:
+def reviewed_faces() -> QuerySet[FaceEstimate]:
     """Reviewed faces, each with its newest review's verdict as ``true_age`` and ``true_gender``."""
-    latest = PredictionReview.objects.filter(prediction=OuterRef("pk")).order_by("-reviewed_at", "-pk")
-    return FacePrediction.objects.annotate(
+    latest = EstimateReview.objects.filter(estimate=OuterRef("pk")).order_by("-reviewed_at", "-pk")
+    return FaceEstimate.objects.annotate(
         true_age=Subquery(latest.values("age")[:1]), true_gender=Subquery(latest.values("gender")[:1])
     ).filter(true_age__isnull=False)
 
@@ -98,7 +98,7 @@ def review_agreement_by_model_version() -> list[dict]:
 
 def review_progress() -> dict:
     """How many faces there are, and how many of them a reviewer has seen."""
-    counts = FacePrediction.objects.aggregate(
+    counts = FaceEstimate.objects.aggregate(
         faces=Count("pk", distinct=True), reviewed=Count("pk", distinct=True, filter=Q(reviews__isnull=False))
     )
     counts["share"] = counts["reviewed"] / counts["faces"] if counts["faces"] else None

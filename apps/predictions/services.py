@@ -33,7 +33,7 @@ from apps.faces.services import (
     face_documents_delete_expired,
     face_documents_record_estimates,
 )
-from apps.predictions.models import FacePrediction, PredictionReview
+from apps.predictions.models import EstimateReview, FaceEstimate
 from apps.predictions.selectors import ml_queue_length, reviewed_faces
 from apps.uploads.images import CleanImage
 from apps.uploads.models import Upload
@@ -56,7 +56,7 @@ logger = logging.getLogger(__name__)
 
 # Exported crops are as large as the UTKFace chips: ml.train and ml.evaluate detect and align them again.
 EXPORT_CROP_SIZE = 200
-EXPORT_GENDER_CODES = {FacePrediction.Gender.MALE: 0, FacePrediction.Gender.FEMALE: 1}  # as in UTKFace
+EXPORT_GENDER_CODES = {FaceEstimate.Gender.MALE: 0, FaceEstimate.Gender.FEMALE: 1}  # as in UTKFace
 QUEUE_UNAVAILABLE = "The photo could not be queued for analysis. Please try again later."
 STORAGE_UNAVAILABLE = "The photo could not be stored. Please try again later."
 STUCK_TOO_OFTEN = "The analysis did not finish after several attempts. Please send the photo again."
@@ -172,20 +172,20 @@ def faces_estimate(*, face_ids: list[str], upload_id) -> None:
             female_probabilities=female,
         )
         rows = [
-            _face_prediction(upload, crop, age, gender, pipeline.model_version)
+            _face_estimate(upload, crop, age, gender, pipeline.model_version)
             for crop, (age, gender) in zip(crops, estimates, strict=True)
         ]
     else:
         rows = []
     estimated = time.perf_counter()
     with transaction.atomic():
-        FacePrediction.objects.bulk_create(
+        FaceEstimate.objects.bulk_create(
             rows,
             update_conflicts=True,
             unique_fields=["upload", "face_index"],
             update_fields=RESULT_FIELDS,
         )
-        FacePrediction.objects.filter(upload=upload).exclude(face_index__in=[row.face_index for row in rows]).delete()
+        FaceEstimate.objects.filter(upload=upload).exclude(face_index__in=[row.face_index for row in rows]).delete()
         upload_finish(upload=upload, timings={"estimation_ms": (estimated - started) * 1000})
 
 
@@ -198,12 +198,12 @@ def upload_erase(*, upload: Upload) -> None:
     face_documents_delete(upload_id=upload.pk)
     upload_image_delete(upload=upload)
     with transaction.atomic():
-        FacePrediction.objects.filter(upload=upload).delete()
+        FaceEstimate.objects.filter(upload=upload).delete()
         upload_delete(upload=upload)
 
 
-def _face_prediction(upload, crop, age, gender, model_version: str) -> FacePrediction:
-    return FacePrediction(
+def _face_estimate(upload, crop, age, gender, model_version: str) -> FaceEstimate:
+    return FaceEstimate(
         upload=upload,
         face_index=crop.face_index,
         mongo_face_id=crop.id,
@@ -223,30 +223,30 @@ def _face_prediction(upload, crop, age, gender, model_version: str) -> FacePredi
     )
 
 
-def prediction_review_create(
-    *, prediction: FacePrediction, reviewer, age: int | None = None, gender: str | None = None
-) -> PredictionReview:
-    """Record a reviewer's verdict on a face, leaving the prediction as the model made it.
+def estimate_review_create(
+    *, estimate: FaceEstimate, reviewer, age: int | None = None, gender: str | None = None
+) -> EstimateReview:
+    """Record a reviewer's verdict on a face, leaving the estimate as the model made it.
 
     A reviewed face is training data: its upload is marked kept past the retention period, and
     the retention skips it even if an admin stops keeping it. Without ``age`` and ``gender`` the
-    reviewer confirms the prediction (its age rounded to years). Raises
+    reviewer confirms the estimate (its age rounded to years). Raises
     ``django.core.exceptions.ValidationError`` for an impossible age or an unknown gender.
     """
-    predicted_age = round(prediction.age_value)
+    predicted_age = round(estimate.age_value)
     age = predicted_age if age is None else age
-    gender = prediction.gender_label if gender is None else gender
-    review = PredictionReview(
-        prediction=prediction,
+    gender = estimate.gender_label if gender is None else gender
+    review = EstimateReview(
+        estimate=estimate,
         reviewer=reviewer,
         age=age,
         gender=gender,
-        confirmed=(age, gender) == (predicted_age, prediction.gender_label),
+        confirmed=(age, gender) == (predicted_age, estimate.gender_label),
     )
     review.full_clean()
     with transaction.atomic():
         review.save()
-        uploads_keep_for_training(uploads=Upload.objects.filter(pk=prediction.upload_id), keep=True)
+        uploads_keep_for_training(uploads=Upload.objects.filter(pk=estimate.upload_id), keep=True)
     return review
 
 
@@ -371,7 +371,7 @@ def uploads_delete_expired() -> ExpiredUploadsDeleted:
     """
     cutoff = timezone.now() - timedelta(days=settings.RETENTION_DAYS)
     old = Upload.objects.filter(created_at__lt=cutoff)
-    reviewed = Exists(PredictionReview.objects.filter(prediction__upload=OuterRef("pk")))
+    reviewed = Exists(EstimateReview.objects.filter(estimate__upload=OuterRef("pk")))
     deleted = failed = 0
     for upload in old.filter(~reviewed, kept_for_training=False).order_by("created_at").iterator():
         try:

@@ -8,7 +8,7 @@ from django.template.defaultfilters import filesizeformat
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from pillow_heif import register_heif_opener
 
-from apps.predictions.models import FacePrediction
+from apps.predictions.models import FaceEstimate
 from apps.telegram.bot_api import MAX_DOWNLOAD_BYTES
 from apps.uploads.selectors import upload_faces_notice
 
@@ -48,7 +48,7 @@ def help_text() -> str:
     )
 
 
-def result_caption(faces: Sequence[FacePrediction], faces_found: int | None = None) -> str:
+def result_caption(faces: Sequence[FaceEstimate], faces_found: int | None = None) -> str:
     """One line per face, numbered as on the photo; faces that do not fit in a caption are counted, and
     a crowd cut to the largest faces (MAX_FACES_PER_PHOTO) is said so.
 
@@ -74,7 +74,7 @@ def result_caption(faces: Sequence[FacePrediction], faces_found: int | None = No
     return text
 
 
-def annotated_photo(image_bytes: bytes, faces: Sequence[FacePrediction]) -> bytes:
+def annotated_photo(image_bytes: bytes, faces: Sequence[FaceEstimate]) -> bytes:
     """The upright photo (boxes are in upright pixels), at most PHOTO_MAX_SIDE, each face boxed and labelled; JPEG."""
     image = ImageOps.exif_transpose(Image.open(io.BytesIO(image_bytes))).convert("RGB")
     scale = min(1.0, PHOTO_MAX_SIDE / max(image.size))

@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from playwright.sync_api import expect
 
-from apps.predictions.models import FacePrediction, PredictionReview
+from apps.predictions.models import EstimateReview, FaceEstimate
 from tests.e2e.support import CROP_SIZE, LOADED_WIDTH
 from tests.support import PIPELINE_TIMEOUT_SECONDS
 
@@ -51,11 +51,11 @@ def test_a_reviewer_corrects_a_face_in_one_step_and_sees_the_dashboard(
 
     expect(page.get_by_text(re.compile(r"^Face \d+ corrected to female, 38\.$"))).to_be_visible()
     expect(page.get_by_text("Nothing to review.")).to_be_visible()
-    face = FacePrediction.objects.get()
-    review = PredictionReview.objects.get()
-    assert (review.prediction, review.reviewer, review.age, review.gender) == (face, reviewer, 38, "female")
+    face = FaceEstimate.objects.get()
+    review = EstimateReview.objects.get()
+    assert (review.estimate, review.reviewer, review.age, review.gender) == (face, reviewer, 38, "female")
 
-    page.goto(f"{web.url}/admin/predictions/faceprediction/dashboard/")
+    page.goto(f"{web.url}/admin/predictions/faceestimate/dashboard/")
     expect(page.locator("#review-share")).to_contain_text("1 of 1 faces reviewed (100%)")
     expect(page.locator("#agreement tbody tr")).to_have_count(1)
     expect(page.locator("svg.bar-chart")).to_have_count(3)

@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from apps.predictions.models import FacePrediction
+from apps.predictions.models import FaceEstimate
 from tests.e2e.support import LOADED_WIDTH
 from tests.support import PIPELINE_TIMEOUT_SECONDS
 
@@ -74,15 +74,13 @@ def test_upload_result_admin_and_api_docs_work_under_the_policy(
     page.goto(f"{web.url}/admin/uploads/upload/{upload_id}/change/")
     expect(page.locator(".photo .face-box")).to_have_count(1)
     assert page.locator(".photo img").evaluate(LOADED_WIDTH) == 512
-    page.goto(f"{web.url}/admin/predictions/faceprediction/review/")
+    page.goto(f"{web.url}/admin/predictions/faceestimate/review/")
     expect(page.locator(".review-card")).to_have_count(1)
-    page.goto(f"{web.url}/admin/predictions/faceprediction/dashboard/")
+    page.goto(f"{web.url}/admin/predictions/faceestimate/dashboard/")
     expect(page.locator("svg.bar-chart").first).to_be_visible()
-    page.goto(
-        f"{web.url}/admin/predictions/faceprediction/{FacePrediction.objects.get(upload_id=upload_id).pk}/change/"
-    )
+    page.goto(f"{web.url}/admin/predictions/faceestimate/{FaceEstimate.objects.get(upload_id=upload_id).pk}/change/")
     expect(page.locator(".photo .face-box")).to_have_count(1)
-    for changelist in ("predictions/faceprediction", "uploads/upload"):  # filters, search, date hierarchy
+    for changelist in ("predictions/faceestimate", "uploads/upload"):  # filters, search, date hierarchy
         page.goto(f"{web.url}/admin/{changelist}/")
         expect(page.locator("#result_list")).to_be_visible()
     screenshot(page, "admin")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from apps.predictions.models import FacePrediction
+from apps.predictions.models import FaceEstimate
 from apps.uploads.models import Upload
 from tests.e2e.support import CROP_SIZE, LOADED_WIDTH
 from tests.support import PIPELINE_TIMEOUT_SECONDS
@@ -66,7 +66,7 @@ def test_upload_a_photo_on_a_phone_see_its_face_and_delete_it(web, phone, one_fa
     expect(page.get_by_text("The photo, its faces and their results were deleted.")).to_be_visible()
     screenshot(page, "deleted")
     assert not Upload.objects.filter(pk=upload.pk).exists()
-    assert not FacePrediction.objects.filter(upload_id=upload.pk).exists()
+    assert not FaceEstimate.objects.filter(upload_id=upload.pk).exists()
     assert faces.count_documents({"upload_id": str(upload.pk)}) == 0
     assert not path.exists()
     assert page.goto(f"{web.url}/r/{upload.pk}").status == 404

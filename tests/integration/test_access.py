@@ -197,8 +197,8 @@ def test_a_signed_in_user_who_is_not_staff_is_sent_to_the_login(client, django_u
         "/admin/uploads/upload/",
         f"/admin/uploads/upload/{upload.pk}/change/",
         f"/admin/uploads/upload/{upload.pk}/photo.jpg",
-        f"/admin/predictions/faceprediction/{face.pk}/crop.png",
-        "/admin/predictions/faceprediction/review/",
+        f"/admin/predictions/faceestimate/{face.pk}/crop.png",
+        "/admin/predictions/faceestimate/review/",
     ):
         response = client.get(url)
         assert response.status_code == 302 and response.url.startswith("/admin/login/"), url
@@ -206,4 +206,4 @@ def test_a_signed_in_user_who_is_not_staff_is_sent_to_the_login(client, django_u
 
 def test_admin_images_of_unknown_ids_are_not_found(admin_client):
     assert admin_client.get(f"/admin/uploads/upload/{uuid.uuid4()}/photo.jpg").status_code == 404
-    assert admin_client.get("/admin/predictions/faceprediction/999999/crop.png").status_code == 404
+    assert admin_client.get("/admin/predictions/faceestimate/999999/crop.png").status_code == 404

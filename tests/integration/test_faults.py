@@ -28,7 +28,7 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
-from apps.predictions.models import FacePrediction
+from apps.predictions.models import FaceEstimate
 from apps.predictions.services import QUEUE_UNAVAILABLE, PredictionUnavailable
 from apps.telegram import tasks
 from apps.telegram.models import TelegramUpdate
@@ -213,7 +213,7 @@ def test_redis_down_refuses_uploads_cleanly_and_work_resumes_when_it_returns(
     assert post_update(api, photo).status_code == 200
     upload = wait_until_finished(accepted.json()["id"])
     assert upload.status == Upload.Status.DONE, upload.failure_reason
-    assert FacePrediction.objects.filter(upload=upload).count() == 1
+    assert FaceEstimate.objects.filter(upload=upload).count() == 1
     [reply] = bot_api.wait_for("sendPhoto", chat_id=chat_of(photo), timeout=300)
     assert reply.fields["caption"]
     telegram_upload = TelegramUpdate.objects.get(pk=photo["update_id"]).upload
@@ -257,7 +257,7 @@ def test_mongo_down_mid_pipeline_is_retried_and_the_upload_finishes_when_it_retu
     upload = wait_until_finished(upload_id)
 
     assert upload.status == Upload.Status.DONE, upload.failure_reason
-    assert FacePrediction.objects.filter(upload=upload).count() == 1
+    assert FaceEstimate.objects.filter(upload=upload).count() == 1
     assert api.faces().count_documents({"upload_id": upload_id}) == 1
 
 
@@ -274,7 +274,7 @@ def test_mongo_down_for_good_ends_failed_with_a_reason(api, one_face_jpeg):
     assert (upload.status, upload.failure_reason) == (Upload.Status.FAILED, INFRASTRUCTURE_FAILURE)
     assert upload.finished_at is not None
     assert api.log_since(log_offset).count("retry: Retry in") == TASK_RETRIES
-    assert not FacePrediction.objects.filter(upload=upload).exists()
+    assert not FaceEstimate.objects.filter(upload=upload).exists()
 
 
 # --- storage, on the worker's side ------------------------------------------------------------------
@@ -311,7 +311,7 @@ def test_the_sweeper_gets_a_stuck_upload_finished_by_the_worker(stack, one_face_
 
     assert upload.status == Upload.Status.DONE, upload.failure_reason
     assert upload.requeue_count == 1
-    assert FacePrediction.objects.filter(upload=upload).count() == 1
+    assert FaceEstimate.objects.filter(upload=upload).count() == 1
     assert stack.faces().count_documents({"upload_id": str(upload.pk)}) == 1
 
 

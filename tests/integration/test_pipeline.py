@@ -13,7 +13,7 @@ from django.core.files.base import ContentFile
 from rest_framework_api_key.models import APIKey
 
 from apps.faces.services import UNREADABLE_IMAGE
-from apps.predictions.models import FacePrediction
+from apps.predictions.models import FaceEstimate
 from apps.predictions.services import prediction_pipeline_start
 from apps.predictions.tasks import faces_estimate
 from apps.uploads.models import Upload
@@ -82,7 +82,7 @@ def test_one_face(api, one_face_jpeg, faces, model_version):
     assert_plausible_face(face, model_version)
     assert {"queue_ms", "decode_ms", "detection_ms", "estimation_ms", "total_ms"} <= set(result["timings"])
 
-    row = FacePrediction.objects.get(upload_id=result["id"])
+    row = FaceEstimate.objects.get(upload_id=result["id"])
     document = faces.find_one({"_id": ObjectId(row.mongo_face_id)})
     assert (document["upload_id"], document["face_index"]) == (result["id"], 0)
     assert document["crop_png"].startswith(b"\x89PNG")
@@ -137,7 +137,7 @@ def test_redelivered_tasks_create_no_duplicates(api, one_face_jpeg, faces, worke
     result = analyse(api, one_face_jpeg)
     upload_id = result["id"]
     face_ids = [str(document["_id"]) for document in faces.find({"upload_id": upload_id})]
-    rows = list(FacePrediction.objects.filter(upload_id=upload_id).values_list("pk", "mongo_face_id"))
+    rows = list(FaceEstimate.objects.filter(upload_id=upload_id).values_list("pk", "mongo_face_id"))
 
     # A worker died mid-pipeline and the broker hands both tasks out again.
     Upload.objects.filter(pk=upload_id).update(status=Upload.Status.PROCESSING)
@@ -148,7 +148,7 @@ def test_redelivered_tasks_create_no_duplicates(api, one_face_jpeg, faces, worke
     wait_for_log(worker, f"[{duplicate.id}] succeeded")
 
     assert sorted(str(document["_id"]) for document in faces.find({"upload_id": upload_id})) == sorted(face_ids)
-    assert list(FacePrediction.objects.filter(upload_id=upload_id).values_list("pk", "mongo_face_id")) == rows
+    assert list(FaceEstimate.objects.filter(upload_id=upload_id).values_list("pk", "mongo_face_id")) == rows
     assert Upload.objects.get(pk=upload_id).status == Upload.Status.DONE
 
 
@@ -164,7 +164,7 @@ def test_delete_leaves_nothing_behind(api, one_face_jpeg, faces):
     assert path not in stored_files()
     assert faces.count_documents({"upload_id": result["id"]}) == 0
     assert not Upload.objects.filter(pk=upload.pk).exists()
-    assert not FacePrediction.objects.filter(upload_id=upload.pk).exists()
+    assert not FaceEstimate.objects.filter(upload_id=upload.pk).exists()
 
 
 def test_over_http_with_gunicorn_which_never_loads_tensorflow(worker, one_face_jpeg, services_dir, model_version):

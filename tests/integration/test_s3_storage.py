@@ -9,7 +9,7 @@ from django.core.files.storage import default_storage
 from django.test import override_settings
 from PIL import Image
 
-from apps.predictions.models import FacePrediction
+from apps.predictions.models import FaceEstimate
 from apps.uploads.models import Upload
 from devtools import devstack
 from tests.support import make_client, photo_file, wait_until_finished
@@ -99,4 +99,4 @@ def test_delete_removes_the_photo_from_the_bucket(worker, bucket, one_face_jpeg,
     assert [item.key for item in bucket.objects.all()] == []
     assert faces.count_documents({"upload_id": str(upload.pk)}) == 0
     assert not Upload.objects.filter(pk=upload.pk).exists()
-    assert not FacePrediction.objects.filter(upload_id=upload.pk).exists()
+    assert not FaceEstimate.objects.filter(upload_id=upload.pk).exists()

@@ -7,7 +7,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from apps.predictions.models import FacePrediction
+from apps.predictions.models import FaceEstimate
 from apps.uploads.models import Upload
 from devtools import devstack
 from tests.support import app_env, make_client, photo_file, wait_until_finished
@@ -55,7 +55,7 @@ def test_tasks_of_a_killed_worker_are_finished_by_another_none_twice(
     assert Upload.objects.count() == len(photos)  # no upload duplicated
     for upload, count in zip(uploads, expected_faces, strict=True):
         assert upload.status == Upload.Status.DONE, upload.failure_reason
-        rows = FacePrediction.objects.filter(upload=upload)
+        rows = FaceEstimate.objects.filter(upload=upload)
         assert sorted(rows.values_list("face_index", flat=True)) == list(range(count))
         documents = list(faces.find({"upload_id": str(upload.pk)}, {"face_index": 1}))
         assert sorted(document["face_index"] for document in documents) == list(range(count))

@@ -7,7 +7,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from apps.faces.services import face_documents_store
-from apps.predictions.models import FacePrediction
+from apps.predictions.models import FaceEstimate
 from apps.uploads.models import Upload
 from tests.support import make_face, photo_file, stored_files
 
@@ -39,11 +39,11 @@ def created(api_client, one_face_jpeg) -> Upload:
     return Upload.objects.get(pk=response.json()["id"])
 
 
-def add_face_result(upload: Upload) -> FacePrediction:
+def add_face_result(upload: Upload) -> FaceEstimate:
     """What the pipeline leaves behind for one face: a MongoDB document and a SQL row."""
     [face_id] = face_documents_store(upload_id=str(upload.pk), faces=[make_face(0)])
     Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.DONE, timings={"total_ms": 1234.5})
-    return FacePrediction.objects.create(
+    return FaceEstimate.objects.create(
         upload=upload,
         face_index=0,
         mongo_face_id=face_id,
@@ -254,7 +254,7 @@ def test_delete_removes_photo_faces_and_rows(api_client, created, faces):
 
     assert response.status_code == 204
     assert not Upload.objects.filter(pk=created.pk).exists()
-    assert not FacePrediction.objects.exists()
+    assert not FaceEstimate.objects.exists()
     assert faces.count_documents({"upload_id": str(created.pk)}) == 0
     assert path not in {str(file) for file in stored_files()}
     assert_error(api_client.get(detail_url(created.pk)), 404, "not_found")

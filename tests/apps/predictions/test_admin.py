@@ -7,14 +7,14 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from apps.predictions.models import FacePrediction, PredictionReview
+from apps.predictions.models import EstimateReview, FaceEstimate
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create
 from tests.support import finish_with_faces, stored_files
 
 pytestmark = pytest.mark.django_db
 
-FACES = "/admin/predictions/faceprediction/"
+FACES = "/admin/predictions/faceestimate/"
 UPLOADS = "/admin/uploads/upload/"
 REVIEW = f"{FACES}review/"
 
@@ -34,7 +34,7 @@ def reviewer_client(client, reviewer):
 
 @pytest.fixture
 def make_upload(one_face_jpeg, faces):
-    def make(*predictions: dict, channel=Upload.Channel.WEB) -> tuple[Upload, list[FacePrediction]]:
+    def make(*predictions: dict, channel=Upload.Channel.WEB) -> tuple[Upload, list[FaceEstimate]]:
         upload = upload_create(image=SimpleUploadedFile("a.jpg", one_face_jpeg), channel=channel)
         return upload, finish_with_faces(upload, *predictions)
 
@@ -49,25 +49,25 @@ def test_reviewers_group_may_view_and_review_only():
     group = Group.objects.get(name="Reviewers")
 
     assert sorted(group.permissions.values_list("codename", flat=True)) == [
-        "review_predictions",
-        "view_faceprediction",
-        "view_predictionreview",
+        "review_estimates",
+        "view_estimatereview",
+        "view_faceestimate",
         "view_upload",
     ]
-    assert Permission.objects.get(codename="review_predictions").name == (
-        "Can confirm or correct predicted age and gender"
+    assert Permission.objects.get(codename="review_estimates").name == (
+        "Can confirm or correct estimated age and gender"
     )
 
 
 def test_reviewer_sees_uploads_faces_crops_and_the_photo_with_boxes(reviewer_client, make_upload):
     upload, [face] = make_upload({})
 
-    for url in (UPLOADS, FACES, "/admin/predictions/predictionreview/", REVIEW, f"{FACES}dashboard/", "/admin/"):
+    for url in (UPLOADS, FACES, "/admin/predictions/estimatereview/", REVIEW, f"{FACES}dashboard/", "/admin/"):
         assert reviewer_client.get(url).status_code == 200, url
     page = reviewer_client.get(f"{UPLOADS}{upload.pk}/change/").text
     assert f'src="/admin/uploads/upload/{upload.pk}/photo.jpg"' in page
     assert 'class="face-box"' in page and "F, 41 (33-50)" in page
-    assert f'src="/admin/predictions/faceprediction/{face.pk}/crop.png"' in page
+    assert f'src="/admin/predictions/faceestimate/{face.pk}/crop.png"' in page
     face_page = reviewer_client.get(f"{FACES}{face.pk}/change/").text
     assert "F, 41 (33-50)" in face_page and f"{face.pk}/crop.png" in face_page
     crop = reviewer_client.get(f"{FACES}{face.pk}/crop.png")
@@ -80,9 +80,7 @@ def test_reviewer_sees_uploads_faces_crops_and_the_photo_with_boxes(reviewer_cli
 
 def test_reviewer_cannot_delete_or_change_anything(reviewer_client, make_upload, reviewer):
     upload, [face] = make_upload({})
-    review = PredictionReview.objects.create(
-        prediction=face, reviewer=reviewer, confirmed=True, age=41, gender="female"
-    )
+    review = EstimateReview.objects.create(estimate=face, reviewer=reviewer, confirmed=True, age=41, gender="female")
 
     forbidden = [
         ("get", f"{UPLOADS}{upload.pk}/delete/", {}),
@@ -91,8 +89,8 @@ def test_reviewer_cannot_delete_or_change_anything(reviewer_client, make_upload,
         ("get", f"{UPLOADS}add/", {}),
         ("post", f"{FACES}{face.pk}/change/", {"age_value": "20"}),
         ("get", f"{FACES}{face.pk}/delete/", {}),
-        ("get", f"/admin/predictions/predictionreview/{review.pk}/delete/", {}),
-        ("post", f"/admin/predictions/predictionreview/{review.pk}/change/", {"age": "3"}),
+        ("get", f"/admin/predictions/estimatereview/{review.pk}/delete/", {}),
+        ("post", f"/admin/predictions/estimatereview/{review.pk}/change/", {"age": "3"}),
         ("get", "/admin/auth/user/", {}),
         ("get", "/admin/auth/group/", {}),
         ("get", "/admin/rest_framework_api_key/apikey/", {}),
@@ -106,7 +104,7 @@ def test_reviewer_cannot_delete_or_change_anything(reviewer_client, make_upload,
     assert Upload.objects.filter(pk=upload.pk).exists()
     face.refresh_from_db()
     assert (face.age_value, face.gender_label) == (41.2, "female")
-    assert PredictionReview.objects.get(pk=review.pk).age == 41
+    assert EstimateReview.objects.get(pk=review.pk).age == 41
 
 
 def test_queue_shows_the_least_confident_first_and_only_unreviewed_finished_faces(
@@ -118,7 +116,7 @@ def test_queue_shows_the_least_confident_first_and_only_unreviewed_finished_face
         {"gender_probability": 0.99, "age_low": 20, "age_high": 50},
         {"gender_probability": 0.51, "age_low": 40, "age_high": 42},
     )
-    PredictionReview.objects.create(prediction=reviewed, reviewer=reviewer, confirmed=True, age=41, gender="female")
+    EstimateReview.objects.create(estimate=reviewed, reviewer=reviewer, confirmed=True, age=41, gender="female")
     pending, _ = make_upload({})
     Upload.objects.filter(pk=pending.pk).update(status=Upload.Status.PROCESSING)
 
@@ -139,7 +137,7 @@ def test_reviewer_confirms_or_corrects_a_face_in_one_step(reviewer_client, make_
     assert f"Face {first.pk} confirmed." in confirmed.text
     assert f"Face {second.pk} corrected to female, 25." in corrected.text
     assert review_order(corrected) == []
-    one, two = PredictionReview.objects.get(prediction=first), PredictionReview.objects.get(prediction=second)
+    one, two = EstimateReview.objects.get(estimate=first), EstimateReview.objects.get(estimate=second)
     assert (one.confirmed, one.age, one.gender, one.reviewer) == (True, 41, "female", reviewer)
     assert (two.confirmed, two.age, two.gender, two.reviewer) == (False, 25, "female", reviewer)
     assert one.reviewed_at <= two.reviewed_at
@@ -175,18 +173,18 @@ def test_impossible_corrections_are_refused(reviewer_client, make_upload, data, 
     response = reviewer_client.post(REVIEW, {"face": face.pk, **data}, follow=True)
 
     assert message in response.text
-    assert not PredictionReview.objects.exists()
+    assert not EstimateReview.objects.exists()
 
 
 def test_staff_without_the_review_permission_cannot_review(client, django_user_model, make_upload):
     _, [face] = make_upload({})
     viewer = django_user_model.objects.create_user("vic", is_staff=True)
-    viewer.user_permissions.add(Permission.objects.get(codename="view_faceprediction"))
+    viewer.user_permissions.add(Permission.objects.get(codename="view_faceestimate"))
     client.force_login(viewer)
 
     assert client.get(REVIEW).status_code == 403
     assert client.post(REVIEW, {"face": face.pk, "verdict": "confirm"}).status_code == 403
-    assert not PredictionReview.objects.exists()
+    assert not EstimateReview.objects.exists()
 
 
 def test_anonymous_visitors_are_sent_to_the_login(client, make_upload):
@@ -220,7 +218,7 @@ def test_face_filters(admin_client, make_upload, query, expected, admin_user):
         {"age_value": 7, "age_low": 5, "age_high": 9, "gender_label": "male", "model_version": "ag-old"},
     )
     _, [api] = make_upload({"gender_probability": 0.97, "age_low": 40, "age_high": 44}, channel=Upload.Channel.API)
-    PredictionReview.objects.create(prediction=sure, reviewer=admin_user, confirmed=True, age=41, gender="female")
+    EstimateReview.objects.create(estimate=sure, reviewer=admin_user, confirmed=True, age=41, gender="female")
     names = {sure.pk: "sure", coin_toss.pk: "coin toss", child.pk: "child", api.pk: "api"}
 
     response = admin_client.get(f"{FACES}?{query}")
@@ -258,7 +256,7 @@ def test_admin_deletes_an_upload_everywhere(admin_client, make_upload, faces):
 
     assert response.status_code == 302
     assert not Upload.objects.filter(pk=upload.pk).exists()
-    assert not FacePrediction.objects.filter(upload_id=upload.pk).exists()
+    assert not FaceEstimate.objects.filter(upload_id=upload.pk).exists()
     assert faces.count_documents({"upload_id": str(upload.pk)}) == 0
     assert path not in stored_files()
 
@@ -286,7 +284,7 @@ def test_dashboard_shows_traffic_review_share_and_agreement_per_model_version(ad
     )
     _, [c, _unreviewed] = make_upload({"model_version": "ag-two"}, {"model_version": "ag-two"})
     for face, age, gender in ((a, 34, "female"), (b, 40, "female"), (c, 41, "female")):
-        PredictionReview.objects.create(prediction=face, reviewer=admin_user, confirmed=False, age=age, gender=gender)
+        EstimateReview.objects.create(estimate=face, reviewer=admin_user, confirmed=False, age=age, gender=gender)
 
     page = " ".join(admin_client.get(f"{FACES}dashboard/").text.split())
 

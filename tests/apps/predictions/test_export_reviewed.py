@@ -11,8 +11,8 @@ from django.core.management import call_command
 from PIL import Image
 
 from apps.faces.services import faces_detect
-from apps.predictions.models import FacePrediction
-from apps.predictions.services import dataset_split, faces_estimate, prediction_review_create
+from apps.predictions.models import FaceEstimate
+from apps.predictions.services import dataset_split, estimate_review_create, faces_estimate
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create
 from ml import evaluate
@@ -47,12 +47,12 @@ def test_reviewed_faces_round_trip_through_ml_evaluate(
     for photo in (one_face_jpeg, two_faces_jpeg):  # the real pipeline, in this process
         upload = upload_create(image=SimpleUploadedFile("p.jpg", photo), channel=Upload.Channel.WEB)
         faces_estimate(face_ids=faces_detect(upload_id=str(upload.pk)), upload_id=str(upload.pk))
-    detected = list(FacePrediction.objects.order_by("pk"))
+    detected = list(FaceEstimate.objects.order_by("pk"))
     assert len(detected) == 3
     truths = {}
     for index, face in enumerate(detected):
-        prediction_review_create(prediction=face, reviewer=admin_user)  # a first look, overruled below
-        prediction_review_create(prediction=face, reviewer=admin_user, age=30 + index, gender="male")
+        estimate_review_create(estimate=face, reviewer=admin_user)  # a first look, overruled below
+        estimate_review_create(estimate=face, reviewer=admin_user, age=30 + index, gender="male")
         truths[f"{face.mongo_face_id}.jpg"] = {"age": str(30 + index), "gender": "0", "race": ""}
 
     output = export(tmp_path / "reviewed")
@@ -85,7 +85,7 @@ def test_unreviewed_faces_and_lost_photos_are_left_out(one_face_jpeg, faces, adm
     [reviewed, _unreviewed] = finish_with_faces(kept, {"landmarks": ASTRONAUT_LANDMARKS}, {})
     [gone] = finish_with_faces(lost, {"landmarks": ASTRONAUT_LANDMARKS})
     for face in (reviewed, gone):
-        prediction_review_create(prediction=face, reviewer=admin_user, age=40, gender="female")
+        estimate_review_create(estimate=face, reviewer=admin_user, age=40, gender="female")
     lost.image.delete(save=False)
 
     output = export(tmp_path / "out")

@@ -7,7 +7,7 @@ from bson import ObjectId
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from apps.predictions.models import PredictionReview
+from apps.predictions.models import EstimateReview
 from apps.predictions.selectors import (
     review_agreement_by_model_version,
     review_progress,
@@ -15,7 +15,7 @@ from apps.predictions.selectors import (
     reviewed_faces,
     uploads_per_day,
 )
-from apps.predictions.services import dataset_split, prediction_review_create
+from apps.predictions.services import dataset_split, estimate_review_create
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create
 from tests.support import finish_with_faces
@@ -31,28 +31,28 @@ def face(one_face_jpeg, faces):
 
 
 def test_confirming_keeps_the_prediction_as_the_truth(face, admin_user):
-    review = prediction_review_create(prediction=face, reviewer=admin_user)
+    review = estimate_review_create(estimate=face, reviewer=admin_user)
 
     assert (review.confirmed, review.age, review.gender, review.reviewer) == (True, 31, "male", admin_user)
     assert review.reviewed_at is not None
 
 
 def test_a_correction_equal_to_the_prediction_counts_as_a_confirmation(face, admin_user):
-    assert prediction_review_create(prediction=face, reviewer=admin_user, age=31, gender="male").confirmed
-    assert not prediction_review_create(prediction=face, reviewer=admin_user, age=31, gender="female").confirmed
+    assert estimate_review_create(estimate=face, reviewer=admin_user, age=31, gender="male").confirmed
+    assert not estimate_review_create(estimate=face, reviewer=admin_user, age=31, gender="female").confirmed
 
 
 @pytest.mark.parametrize(("age", "gender"), [(121, "male"), (-1, "male"), (30, "unknown")])
 def test_impossible_verdicts_are_refused(face, admin_user, age, gender):
     with pytest.raises(ValidationError):
-        prediction_review_create(prediction=face, reviewer=admin_user, age=age, gender=gender)
-    assert not PredictionReview.objects.exists()
+        estimate_review_create(estimate=face, reviewer=admin_user, age=age, gender=gender)
+    assert not EstimateReview.objects.exists()
 
 
 def test_the_newest_review_counts_and_the_prediction_is_untouched(face, admin_user, django_user_model):
     other = django_user_model.objects.create_user("otto")
-    prediction_review_create(prediction=face, reviewer=admin_user, age=20, gender="female")
-    prediction_review_create(prediction=face, reviewer=other, age=25, gender="male")
+    estimate_review_create(estimate=face, reviewer=admin_user, age=20, gender="female")
+    estimate_review_create(estimate=face, reviewer=other, age=25, gender="male")
 
     [reviewed] = reviewed_faces()
     assert (reviewed.true_age, reviewed.true_gender) == (25, "male")

@@ -8,12 +8,12 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.faces.services import TOO_MANY_ATTEMPTS, face_documents_store
-from apps.predictions.models import FacePrediction, PredictionReview
+from apps.predictions.models import EstimateReview, FaceEstimate
 from apps.predictions.services import (
     QUEUE_UNAVAILABLE,
+    estimate_review_create,
     faces_estimate,
     prediction_request,
-    prediction_review_create,
     upload_erase,
 )
 from apps.telegram.models import TelegramUpdate
@@ -59,7 +59,7 @@ def test_estimation_counts_its_run_and_gives_up_past_the_limit(upload, faces, se
 
     upload.refresh_from_db()
     assert (upload.status, upload.failure_reason, upload.processing_attempts) == ("failed", TOO_MANY_ATTEMPTS, 4)
-    assert not FacePrediction.objects.exists()
+    assert not FaceEstimate.objects.exists()
 
 
 def test_estimation_within_the_limit_is_counted_and_finishes(upload, settings):
@@ -80,7 +80,7 @@ def test_estimation_leaves_a_finished_upload_alone(upload, faces):
 
     upload.refresh_from_db()
     assert (upload.status, upload.failure_reason) == (Upload.Status.FAILED, "Unreadable.")
-    assert not FacePrediction.objects.exists()
+    assert not FaceEstimate.objects.exists()
 
 
 def test_faces_of_an_upload_deleted_during_analysis_are_removed(db, faces):
@@ -128,7 +128,7 @@ def test_an_unreachable_queue_keeps_nothing_and_says_so(transactional_db, stores
 
 def test_erase_removes_an_upload_everywhere_and_unlinks_its_telegram_update(upload, faces, admin_user):
     [face] = finish_with_faces(upload, {})
-    prediction_review_create(prediction=face, reviewer=admin_user)
+    estimate_review_create(estimate=face, reviewer=admin_user)
     update = TelegramUpdate.objects.create(update_id=1, chat_id=42, message_id=7, upload=upload)
     path = Path(upload.image.path)
 
@@ -136,7 +136,7 @@ def test_erase_removes_an_upload_everywhere_and_unlinks_its_telegram_update(uplo
 
     assert not path.exists()
     assert faces.count_documents({}) == 0
-    assert not Upload.objects.exists() and not FacePrediction.objects.exists()
-    assert not PredictionReview.objects.exists()
+    assert not Upload.objects.exists() and not FaceEstimate.objects.exists()
+    assert not EstimateReview.objects.exists()
     update.refresh_from_db()
     assert update.upload is None  # the bot's row is the bot's: its own retention deletes it

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from apps.predictions.models import FacePrediction
+from apps.predictions.models import FaceEstimate
 from apps.telegram import replies
 from apps.telegram.models import TelegramUpdate
 from apps.uploads.models import Upload
@@ -73,7 +73,7 @@ def test_a_photo_is_answered_with_its_faces_boxed_and_described(send, fake_api, 
     row = wait_for_reply(update["update_id"])
     assert row.reply_status == TelegramUpdate.ReplyStatus.SENT
     assert (row.upload.channel, row.upload.status) == (Upload.Channel.TELEGRAM, Upload.Status.DONE)
-    face = FacePrediction.objects.get(upload=row.upload)
+    face = FaceEstimate.objects.get(upload=row.upload)
     caption = reply.fields["caption"]
     assert caption.startswith(f"1 face found:\n1. Age {face.age_value:.0f}, {face.age_level:.0%} likely ")
     assert caption.endswith(f"; {face.gender_label}, {face.gender_probability:.0%} likely")
@@ -137,7 +137,7 @@ def test_start_help_and_forget(send, fake_api, one_face_jpeg, faces):
     assert not Path(upload.image.path).exists()
     assert faces.count_documents({"upload_id": str(upload.pk)}) == 0
     assert not Upload.objects.exists()
-    assert not FacePrediction.objects.exists()
+    assert not FaceEstimate.objects.exists()
     assert not TelegramUpdate.objects.filter(chat_id=chat).exists()
     fake_api.reset()
     assert only_message(fake_api, send(text_update("/help", chat_id=chat))) == replies.help_text()

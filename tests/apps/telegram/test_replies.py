@@ -5,13 +5,13 @@ import io
 import numpy as np
 from PIL import Image
 
-from apps.predictions.models import FacePrediction
+from apps.predictions.models import FaceEstimate
 from apps.telegram.replies import BOX_COLOR, CAPTION_MAX_CHARS, annotated_photo, help_text, result_caption
 
 
 def face(age=34.4, low=28.2, high=41.0, level=0.8, gender="male", probability=0.97, box=(10, 20, 30, 40)):
     x, y, width, height = box
-    return FacePrediction(
+    return FaceEstimate(
         age_value=age,
         age_low=low,
         age_high=high,

@@ -8,7 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from apps.predictions.models import FacePrediction
+from apps.predictions.models import FaceEstimate
 from apps.telegram import replies, tasks
 from apps.telegram.models import TelegramUpdate
 from apps.telegram.services import (
@@ -155,7 +155,7 @@ def photo_sent(one_face_jpeg) -> TelegramUpdate:
 
 def finish(upload: Upload, faces: int) -> None:
     for index in range(faces):
-        FacePrediction.objects.create(
+        FaceEstimate.objects.create(
             upload=upload,
             face_index=index,
             mongo_face_id="0" * 24,

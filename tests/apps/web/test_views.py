@@ -11,7 +11,7 @@ from django.test import Client
 from PIL import Image
 
 from apps.faces.mongo import faces_collection
-from apps.predictions.models import FacePrediction
+from apps.predictions.models import FaceEstimate
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create
 from apps.web.selectors import SESSION_UPLOADS
@@ -236,7 +236,7 @@ def test_only_the_browser_that_sent_a_photo_can_delete_it(client, one_face_jpeg,
     assert response.redirect_chain == [("/", 302)]
     assert "The photo, its faces and their results were deleted." in response.content.decode()
     assert not Upload.objects.filter(pk=upload.pk).exists()
-    assert not FacePrediction.objects.filter(upload_id=upload.pk).exists()
+    assert not FaceEstimate.objects.filter(upload_id=upload.pk).exists()
     assert faces.count_documents({"upload_id": str(upload.pk)}) == 0
     assert upload_path not in stored_files()
     assert client.session[SESSION_UPLOADS] == []
