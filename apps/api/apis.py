@@ -16,7 +16,7 @@ from apps.api.serializers import (
     PredictionWaitInputSerializer,
 )
 from apps.api.throttling import UploadRatePerIp, UploadRatePerKey
-from apps.predictions.selectors import prediction_get, prediction_list, prediction_wait
+from apps.predictions.selectors import prediction_get, prediction_list
 from apps.predictions.services import prediction_request, upload_erase
 from apps.uploads.images import reject_oversized_body
 from apps.uploads.models import Upload
@@ -86,7 +86,8 @@ class PredictionDetailApi(APIView):
     def get(self, request, prediction_id):
         query = PredictionWaitInputSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        upload = prediction_wait(owner=request.auth, upload_id=prediction_id, timeout=query.validated_data["wait"])
+        # ``wait`` is honoured by apps.api.waits, the async view in front of this one: no thread waits here.
+        upload = prediction_get(owner=request.auth, upload_id=prediction_id)
         if upload is None:
             raise NotFound("No prediction with this id.")
         return Response(PredictionSerializer(upload).data)

@@ -1,0 +1,62 @@
+"""``GET /api/v1/predictions/<id>?wait=N`` as an async view: a waiting client costs a coroutine, no thread.
+
+The DRF view (``PredictionDetailApi``) stays what answers: authentication, the query's checks, the
+lookup, the JSON and every error are its own, called through ``sync_to_async``. This view only
+decides when to call it: once; and while the upload is unfinished and the client asked to wait,
+again each time the upload changes (``apps.uploads.events``: subscribe, read, then wait, so no
+change is missed) until it finishes or the wait is over. Nothing polls SQL meanwhile.
+"""
+
+import time
+
+from django.views.decorators.csrf import csrf_exempt
+
+from apps.api.apis import PredictionDetailApi
+from apps.api.serializers import PredictionWaitInputSerializer
+from apps.uploads.events import upload_changes
+from apps.uploads.models import Upload
+from mairror.request_threads import run_sync_then_release
+
+UNFINISHED = {Upload.Status.PENDING, Upload.Status.PROCESSING}
+
+_detail = PredictionDetailApi.as_view()
+
+
+@csrf_exempt  # as every DRF view: API keys, not cookies
+async def prediction_detail(request, prediction_id):
+    """The detail view for every method; a GET with ``wait`` waits here, not in a thread."""
+    response = await _answer(request, prediction_id)
+    wait = _wait_seconds(request, response)
+    if not wait:
+        return response
+    deadline = time.monotonic() + wait
+    async with upload_changes(prediction_id) as changes:
+        while True:
+            response = await _answer(request, prediction_id)  # subscribed first: a change from now on wakes us
+            remaining = deadline - time.monotonic()
+            if not _unfinished(response) or remaining <= 0:
+                return response
+            if not await changes.wait(remaining):
+                return await _answer(request, prediction_id)  # the wait is over: as it is now
+
+
+# drf-spectacular documents a URL through its view class: this view is that class's, waiting aside.
+prediction_detail.cls = _detail.cls
+prediction_detail.initkwargs = _detail.initkwargs
+
+
+async def _answer(request, prediction_id):
+    """The DRF view's answer; the thread it ran in is given back, since a wait may follow (no thread waits)."""
+    return await run_sync_then_release(_detail, request, prediction_id=prediction_id)
+
+
+def _unfinished(response) -> bool:
+    return response.status_code == 200 and response.data.get("status") in UNFINISHED
+
+
+def _wait_seconds(request, response) -> float:
+    """How long the client asked to wait (already checked by the DRF view: 0 unless it answered 200)."""
+    if request.method != "GET" or not _unfinished(response):
+        return 0.0
+    query = PredictionWaitInputSerializer(data=request.GET)
+    return query.validated_data["wait"] if query.is_valid() else 0.0

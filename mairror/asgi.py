@@ -1,0 +1,80 @@
+"""ASGI entry point: gunicorn with uvicorn workers (``-k uvicorn_worker.UvicornWorker mairror.asgi``).
+
+Under ASGI a request that waits (the API's ``?wait=``, the result page's event stream) is a
+coroutine parked on a Redis subscription, not a server thread: thousands can wait while
+``/healthz`` and the pages answer as usual. Never imports TensorFlow: the models live in the workers.
+"""
+
+import json
+import os
+import warnings
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mairror.settings")
+
+django_application = get_asgi_application()
+
+# WhiteNoise's static files are FileResponses over plain files: Django reads them in a thread and
+# says so on every request. They are small (scripts, styles, the API docs' assets).
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
+
+from django.conf import settings  # noqa: E402 - configured by get_asgi_application
+
+from apps.uploads.images import MULTIPART_OVERHEAD_BYTES  # noqa: E402
+
+# Django's ASGI handler reads a whole request body (to a temporary file past 2.5 MB) before any view
+# sees it, where under WSGI the upload views refused a long Content-Length before reading anything.
+# Bodies up to twice the largest upload still reach the views, which answer 413 in their own format;
+# anything longer is refused here, unread.
+BODY_LIMIT_BYTES = 2 * settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES
+
+
+class BodyLimit:
+    """Answer 413 to a request whose body is (or, sent chunked, grows) longer than ``limit`` bytes."""
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await self._refuse(scope, send)
+        received = 0
+        refused = False
+
+        async def limited_receive():
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    refused = True
+                    await self._refuse(scope, send)
+                    return {"type": "http.disconnect"}  # the application stops reading and answers nothing
+            return message
+
+        async def guarded_send(message):
+            if not refused:
+                await send(message)
+
+        return await self.app(scope, limited_receive, guarded_send)
+
+    async def _refuse(self, scope, send) -> None:
+        message = f"The request body is larger than {self.limit} bytes."
+        if scope.get("path", "").startswith("/api/"):
+            body = json.dumps(
+                {"error": {"code": "file_too_large", "message": message, "details": {"max_bytes": self.limit}}}
+            ).encode()
+            content_type = b"application/json"
+        else:
+            body, content_type = message.encode(), b"text/plain; charset=utf-8"
+        headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": [*headers, (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+application = BodyLimit(django_application, BODY_LIMIT_BYTES)

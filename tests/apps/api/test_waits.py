@@ -1,0 +1,119 @@
+"""``?wait=`` in-process on the session's real Redis: woken by the upload's change event, not by polling.
+
+Another thread changes the upload through the uploads services (which publish once committed), as a
+worker would; the views' own checks (auth, 404, 400) are the DRF view's and are tested in test_apis.py.
+"""
+
+import threading
+import time
+
+import pytest
+from django.db import connection
+
+from apps.uploads.models import Upload
+from apps.uploads.services import upload_delete, upload_finish, upload_start_processing
+from tests.support import make_client, photo_file
+
+LIST_URL = "/api/v1/predictions"
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the other thread must see the upload
+
+
+@pytest.fixture
+def client():
+    return make_client("waiter")[0]
+
+
+@pytest.fixture
+def pending(client, one_face_jpeg) -> Upload:
+    response = client.post(LIST_URL, {"image": photo_file(one_face_jpeg)}, format="multipart")
+    assert response.status_code == 202
+    return Upload.objects.get(pk=response.json()["id"])
+
+
+def later(seconds: float, change) -> threading.Thread:
+    """Run ``change`` in another thread (with its own database connection) after ``seconds``."""
+
+    def run():
+        time.sleep(seconds)
+        try:
+            change()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def finish(upload_id):
+    upload_start_processing(upload_id=upload_id)
+    upload_finish(upload=Upload.objects.get(pk=upload_id), timings={"estimation_ms": 1.0})
+
+
+def test_a_waiting_client_gets_the_result_as_soon_as_the_upload_finishes(client, pending):
+    changed = later(0.5, lambda: finish(pending.pk))
+    started = time.monotonic()
+
+    response = client.get(f"{LIST_URL}/{pending.pk}", {"wait": "10"})
+
+    seconds = time.monotonic() - started
+    changed.join()
+    assert response.status_code == 200
+    assert response.json()["status"] == "done"
+    assert 0.4 < seconds < 1.5  # woken by the event, long before the wait was over
+
+
+def test_a_step_that_does_not_finish_the_upload_keeps_the_client_waiting(client, pending):
+    claimed = later(0.2, lambda: upload_start_processing(upload_id=pending.pk))
+    started = time.monotonic()
+
+    response = client.get(f"{LIST_URL}/{pending.pk}", {"wait": "1"})
+
+    claimed.join()
+    assert response.json()["status"] == "processing"
+    assert time.monotonic() - started >= 0.95
+
+
+def test_an_upload_deleted_while_a_client_waits_answers_not_found_at_once(client, pending):
+    deleted = later(0.3, lambda: upload_delete(upload=Upload.objects.get(pk=pending.pk)))
+    started = time.monotonic()
+
+    response = client.get(f"{LIST_URL}/{pending.pk}", {"wait": "10"})
+
+    deleted.join()
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert time.monotonic() - started < 2
+
+
+def test_a_finished_upload_answers_without_waiting(client, pending):
+    finish(pending.pk)
+    started = time.monotonic()
+
+    response = client.get(f"{LIST_URL}/{pending.pk}", {"wait": "10"})
+
+    assert response.json()["status"] == "done"
+    assert time.monotonic() - started < 1
+
+
+def test_another_keys_upload_is_not_found_without_waiting(pending):
+    started = time.monotonic()
+
+    response = make_client("mallory")[0].get(f"{LIST_URL}/{pending.pk}", {"wait": "10"})
+
+    assert response.status_code == 404
+    assert time.monotonic() - started < 1
+
+
+def test_delete_still_goes_through_the_detail_url(client, pending):
+    assert client.delete(f"{LIST_URL}/{pending.pk}").status_code == 204
+    assert not Upload.objects.filter(pk=pending.pk).exists()
+
+
+def test_the_schema_still_documents_the_detail_url(client):
+    paths = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+
+    operations = paths["/api/v1/predictions/{prediction_id}"]
+    assert {"get", "delete"} <= set(operations)
+    assert "wait" in [parameter["name"] for parameter in operations["get"]["parameters"]]
