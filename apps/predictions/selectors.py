@@ -1,7 +1,6 @@
 """Reads of predictions: an upload with its faces as its owner may see it, the review queue, and review statistics."""
 
 import datetime
-import time
 
 from django.db.models import Avg, Case, Count, Exists, F, FloatField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Abs, Greatest, Least, TruncDate
@@ -11,7 +10,6 @@ from rest_framework_api_key.models import APIKey
 from apps.predictions.models import EstimateReview, FaceEstimate
 from apps.uploads.models import Upload
 
-POLL_INTERVAL_SECONDS = 0.25
 ML_QUEUE = "ml"  # CELERY_TASK_ROUTES sends both pipeline steps there
 # An age interval this wide (in years) says nothing: its confidence is 0.
 UNINFORMATIVE_AGE_RANGE = 40.0
@@ -23,16 +21,6 @@ def prediction_list(*, owner: APIKey) -> QuerySet[Upload]:
 
 def prediction_get(*, owner: APIKey, upload_id) -> Upload | None:
     return prediction_list(owner=owner).filter(pk=upload_id).first()
-
-
-def prediction_wait(*, owner: APIKey, upload_id, timeout: float) -> Upload | None:
-    """``prediction_get``, after waiting up to ``timeout`` seconds for the upload to finish."""
-    deadline = time.monotonic() + timeout
-    while True:
-        upload = prediction_get(owner=owner, upload_id=upload_id)
-        if upload is None or upload.is_finished or time.monotonic() >= deadline:
-            return upload
-        time.sleep(min(POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
 def face_estimates_with_confidence() -> QuerySet[FaceEstimate]:

@@ -4,10 +4,13 @@ Anyone may send a photo. Its result lives at an address with the upload's random
 is what keeps it private; only the browser that sent a photo may delete it.
 """
 
+import json
+import time
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseForbidden, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_cache_control
@@ -16,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.faces.selectors import face_crop_png
 from apps.predictions.services import PredictionUnavailable
+from apps.uploads.events import upload_changes
 from apps.uploads.images import UploadRejected, reject_oversized_body
 from apps.uploads.selectors import upload_read_display_jpeg
 from apps.web.selectors import (
@@ -27,11 +31,18 @@ from apps.web.selectors import (
 )
 from apps.web.services import web_upload_create, web_upload_delete
 from apps.web.throttling import page_upload_wait
+from mairror.request_threads import run_sync_then_release
 
 # The photo and crops of an upload never change; they are private to whoever has the address.
 PRIVATE_MAX_AGE = 24 * 3600
 NOT_YOURS = "Only the browser that sent this photo can delete it."
 TOO_MANY_PHOTOS = "You sent many photos in a short time. Please try again in {seconds} seconds."
+# A progress stream ends after this long and the browser's EventSource opens the next one (RETRY_MS
+# later): no connection stays open for ever, through proxies that cut idle ones.
+EVENTS_STREAM_SECONDS = 60
+EVENTS_KEEPALIVE_SECONDS = 15
+EVENTS_RETRY_MS = 1000
+GONE_MESSAGE = "This photo has been deleted."
 
 
 class PhotoForm(forms.Form):
@@ -85,10 +96,52 @@ def result(request, upload_id):
 @require_GET
 @never_cache
 def status(request, upload_id):
-    """What the result page polls while the photo is analysed."""
-    upload = _get_or_404(upload_id)
+    """What the result page polls while the photo is analysed, where its event stream (``events``) fails."""
+    return JsonResponse(_progress(_get_or_404(upload_id)))
+
+
+@require_GET
+@never_cache
+async def events(request, upload_id):
+    """The result page's progress as server-sent events (``text/event-stream``), woken by the upload's
+    change events: a ``stage`` event now and at each change (the same JSON as ``status``), ``gone``
+    if the photo is deleted. The stream ends once the upload is finished, or after
+    EVENTS_STREAM_SECONDS (the browser then reconnects). An open stream holds no server thread.
+    """
+    await run_sync_then_release(_get_or_404, upload_id)
+    response = StreamingHttpResponse(_progress_events(upload_id), content_type="text/event-stream")
+    response["X-Accel-Buffering"] = "no"  # a proxy passes each event on at once
+    return response
+
+
+async def _progress_events(upload_id):
+    deadline = time.monotonic() + EVENTS_STREAM_SECONDS
+    yield f"retry: {EVENTS_RETRY_MS}\n\n"
+    last = None
+    async with upload_changes(upload_id) as changes:  # subscribed before each read: no change is missed
+        while True:
+            upload = await run_sync_then_release(web_upload_get, upload_id=upload_id)
+            if upload is None:
+                yield _event("gone", {"message": GONE_MESSAGE})
+                return
+            progress = _progress(upload)
+            if progress != last:
+                yield _event("stage", progress)
+                last = progress
+            remaining = deadline - time.monotonic()
+            if progress["finished"] or remaining <= 0:
+                return
+            if not await changes.wait(min(EVENTS_KEEPALIVE_SECONDS, remaining)):
+                yield ": keep-alive\n\n"
+
+
+def _progress(upload) -> dict:
     stage = web_upload_stage(upload=upload)
-    return JsonResponse({"stage": stage, "message": STAGE_MESSAGES[stage], "finished": upload.is_finished})
+    return {"stage": stage, "message": STAGE_MESSAGES[stage], "finished": upload.is_finished}
+
+
+def _event(name: str, data: dict) -> str:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
 
 
 @require_GET

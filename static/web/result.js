@@ -1,8 +1,11 @@
-// The result page: follow the analysis by polling its status, then reload to show the faces.
+// The result page: follow the analysis through its event stream (server-sent events), or by polling
+// its status where the stream cannot be had, then reload to show the faces.
 "use strict";
 (() => {
   const result = document.getElementById("result");
   const STEP_OF_STAGE = { queued: 1, finding_faces: 1, predicting: 2 };
+  const DELETED = "This photo has been deleted.";
+  const LOST = "The connection was lost; trying again…";
 
   const deleteForm = document.getElementById("delete-form");
   if (deleteForm) {
@@ -32,7 +35,7 @@
     try {
       const response = await fetch(result.dataset.statusUrl, { headers: { Accept: "application/json" } });
       if (response.status === 404) {
-        show({ message: "This photo has been deleted." });
+        show({ message: DELETED });
         return;
       }
       if (response.ok) {
@@ -44,10 +47,44 @@
         show(status);
       }
     } catch {
-      document.getElementById("stage-message").textContent = "The connection was lost; trying again…";
+      document.getElementById("stage-message").textContent = LOST;
     }
     window.setTimeout(poll, 1000);
   }
 
-  if (!["done", "failed"].includes(result.dataset.stage)) window.setTimeout(poll, 500);
+  // EventSource reconnects by itself when a stream ends (the server ends each after a minute). A stream
+  // refused outright (readyState CLOSED) or failing again and again with no event is given up for polling.
+  function follow() {
+    if (!window.EventSource) {
+      window.setTimeout(poll, 500);
+      return;
+    }
+    const source = new EventSource(result.dataset.eventsUrl);
+    let failures = 0;
+    source.addEventListener("stage", (event) => {
+      failures = 0;
+      const status = JSON.parse(event.data);
+      if (status.finished) {
+        source.close();
+        window.location.reload();
+        return;
+      }
+      show(status);
+    });
+    source.addEventListener("gone", (event) => {
+      source.close();
+      show({ message: JSON.parse(event.data).message || DELETED });
+    });
+    source.addEventListener("error", () => {
+      failures += 1;
+      if (source.readyState === EventSource.CLOSED || failures >= 3) {
+        source.close();
+        window.setTimeout(poll, 500);
+      } else if (failures > 1) {
+        document.getElementById("stage-message").textContent = LOST;
+      }
+    });
+  }
+
+  if (!["done", "failed"].includes(result.dataset.stage)) follow();
 })();
