@@ -21,7 +21,6 @@ from apps.uploads.services import upload_fail, upload_record_timings, upload_sta
 
 if TYPE_CHECKING:
     from ml.preprocessing import Face
-    from ml.types import AgeEstimate, GenderEstimate
 
 UNREADABLE_IMAGE = "This file could not be read as a photo."
 MISSING_IMAGE = "The stored photo was not found. Please upload it again."
@@ -113,51 +112,34 @@ def face_documents_store(*, upload_id: str, faces: list[Face]) -> list[str]:
     return face_document_ids(upload_id=upload_id)
 
 
-def face_documents_record_estimates(
-    *,
-    face_ids: list[str],
-    estimates: list[tuple[AgeEstimate, GenderEstimate]],
-    model_version: str,
-    age_probabilities=None,
-    female_probabilities=None,
+def face_documents_record_outputs(
+    *, face_ids: list[str], model_version: str, age_probabilities, female_probabilities
 ) -> None:
-    """Keep the estimates and the model's raw outputs beside each crop (for review and retraining).
-
-    ``age_probabilities`` (faces x years 0..100) and ``female_probabilities`` are what the model
-    said before it was summarised; they are stored when given.
-    """
+    """Keep what the model said about each face beside its crop, for review and retraining: its age
+    distribution (faces x years 0..100) and P(female), before they were summarised into the estimates,
+    which are kept in SQL only (``FaceEstimate``)."""
     now = timezone.now()
     operations = [
         UpdateOne(
             {"_id": ObjectId(face_id)},
             {
                 "$set": {
-                    "estimate": {
-                        "age": {"value": age.value, "low": age.low, "high": age.high, "level": age.level},
-                        "gender": {"label": gender.label, "probability": gender.probability},
+                    "raw": {
+                        "age_probabilities": [round(float(p), 6) for p in ages],
+                        "p_female": float(p_female),
                         "model_version": model_version,
-                        "estimated_at": now,
-                        **_raw_outputs(age_probabilities, female_probabilities, index),
+                        "recorded_at": now,
                     },
                     "updated_at": now,
-                }
+                },
+                # Documents written before the estimates were SQL's alone kept a copy here.
+                "$unset": {"estimate": ""},
             },
         )
-        for index, (face_id, (age, gender)) in enumerate(zip(face_ids, estimates, strict=True))
+        for face_id, ages, p_female in zip(face_ids, age_probabilities, female_probabilities, strict=True)
     ]
     if operations:
         faces_collection().bulk_write(operations, ordered=False)
-
-
-def _raw_outputs(age_probabilities, female_probabilities, index: int) -> dict:
-    if age_probabilities is None or female_probabilities is None:
-        return {}
-    return {
-        "raw": {
-            "age_probabilities": [round(float(p), 6) for p in age_probabilities[index]],
-            "p_female": float(female_probabilities[index]),
-        }
-    }
 
 
 def face_documents_delete(*, upload_id: str) -> int:

@@ -31,7 +31,7 @@ from apps.faces.services import (
     TOO_MANY_ATTEMPTS,
     face_documents_delete,
     face_documents_delete_expired,
-    face_documents_record_estimates,
+    face_documents_record_outputs,
 )
 from apps.predictions.models import EstimateReview, FaceEstimate
 from apps.predictions.selectors import ml_queue_length, reviewed_faces
@@ -164,9 +164,8 @@ def faces_estimate(*, face_ids: list[str], upload_id) -> None:
     if crops:
         pipeline = face_pipeline()
         estimates, age_probabilities, female = pipeline.estimate_with_outputs(np.stack([crop.crop for crop in crops]))
-        face_documents_record_estimates(
+        face_documents_record_outputs(
             face_ids=[crop.id for crop in crops],
-            estimates=estimates,
             model_version=pipeline.model_version,
             age_probabilities=age_probabilities,
             female_probabilities=female,

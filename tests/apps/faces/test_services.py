@@ -8,12 +8,11 @@ from bson import ObjectId
 from apps.faces.selectors import face_crops_get, face_document_ids
 from apps.faces.services import (
     face_documents_delete,
-    face_documents_record_estimates,
+    face_documents_record_outputs,
     face_documents_store,
     largest_faces,
 )
 from ml.alignment import LANDMARK_NAMES
-from ml.types import AgeEstimate, GenderEstimate
 from tests.support import make_face
 
 
@@ -66,19 +65,20 @@ def test_crops_are_read_only_for_their_own_upload(faces, upload_id):
     assert face_crops_get(upload_id=upload_id, face_ids=other_ids) == []
 
 
-def test_estimates_are_kept_beside_the_crops(faces, upload_id):
-    face_ids = face_documents_store(upload_id=upload_id, faces=[make_face(0)])
+def test_the_models_raw_outputs_are_kept_beside_the_crops_and_the_estimates_are_not(faces, upload_id):
+    face_ids = face_documents_store(upload_id=upload_id, faces=[make_face(0), make_face(1)])
+    faces.update_one({"_id": ObjectId(face_ids[0])}, {"$set": {"estimate": {"age": {"value": 31.5}}}})  # as before
+    ages = np.full((2, 101), 1 / 101)
 
-    face_documents_record_estimates(
-        face_ids=face_ids,
-        estimates=[(AgeEstimate(31.5, 25.0, 38.0, 0.8), GenderEstimate("female", 0.93))],
-        model_version="ag-test",
+    face_documents_record_outputs(
+        face_ids=face_ids, model_version="ag-test", age_probabilities=ages, female_probabilities=np.array([0.93, 0.2])
     )
 
-    estimate = faces.find_one({"_id": ObjectId(face_ids[0])})["estimate"]
-    assert estimate["age"] == {"value": 31.5, "low": 25.0, "high": 38.0, "level": 0.8}
-    assert estimate["gender"] == {"label": "female", "probability": 0.93}
-    assert estimate["model_version"] == "ag-test"
+    first, second = (faces.find_one({"_id": ObjectId(face_id)}) for face_id in face_ids)
+    assert "estimate" not in first and "estimate" not in second  # SQL's alone (FaceEstimate)
+    assert first["raw"]["age_probabilities"] == [round(1 / 101, 6)] * 101
+    assert (first["raw"]["p_female"], second["raw"]["p_female"]) == (0.93, 0.2)
+    assert first["raw"]["model_version"] == "ag-test"
 
 
 def test_delete_removes_only_that_uploads_faces(faces, upload_id):
