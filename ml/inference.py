@@ -1,4 +1,5 @@
-"""The inference facade: the only part of ml/ the Django apps call.
+"""The inference facade: the only part of ml/ the Django apps call (workers; web processes call only the
+Pillow-only ``ml.images``). ``__all__`` is that surface; import-linter holds the apps to it (``make lint``).
 
 ``FacePipeline`` loads MTCNN and the Keras model lazily, once per process, and offers
 the two halves the Celery tasks run separately (``find_faces`` on the photo,
@@ -17,10 +18,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.alignment import LANDMARK_NAMES
+from ml.alignment import LANDMARK_NAMES, align_face
 from ml.detection import MAX_SHORT_SIDE
 from ml.preprocessing import PREPROCESSING_VERSION, Face, detect_and_extract
 from ml.types import AgeEstimate, Box, FacePrediction, GenderEstimate, ImagePrediction
+
+__all__ = [
+    "DEFAULT_WEIGHTS_DIR",
+    "LANDMARK_NAMES",
+    "AgeEstimate",
+    "Face",
+    "FacePipeline",
+    "GenderEstimate",
+    "align_face",  # to cut a reviewed face out of its photo again (export_reviewed)
+]
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
 MODEL_FILE = "age_gender.keras"

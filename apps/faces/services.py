@@ -20,7 +20,7 @@ from apps.uploads.selectors import upload_ids_existing, upload_read_image
 from apps.uploads.services import upload_fail, upload_record_timings, upload_start_processing
 
 if TYPE_CHECKING:
-    from ml.preprocessing import Face
+    from ml.inference import Face
 
 UNREADABLE_IMAGE = "This file could not be read as a photo."
 MISSING_IMAGE = "The stored photo was not found. Please upload it again."
@@ -164,6 +164,6 @@ def _png_bytes(crop) -> bytes:
 
 
 def _landmarks(points) -> dict[str, list[float]]:
-    from ml.alignment import LANDMARK_NAMES
+    from ml.inference import LANDMARK_NAMES
 
     return {name: [float(x), float(y)] for name, (x, y) in zip(LANDMARK_NAMES, points, strict=True)}

@@ -258,8 +258,8 @@ def reviewed_faces_export(*, directory: Path, size: int = EXPORT_CROP_SIZE) -> d
     race empty, and a split that depends only on the face id, so re-exports keep faces where they were.
     Returns the number of faces per split, and ``skipped``: faces whose photo is gone or unreadable.
     """
-    from ml.alignment import LANDMARK_NAMES, align_face
     from ml.images import UnreadableImageError, load_rgb
+    from ml.inference import LANDMARK_NAMES, align_face
 
     images_dir = directory / "images"
     images_dir.mkdir(parents=True, exist_ok=True)

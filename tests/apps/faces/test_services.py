@@ -12,7 +12,7 @@ from apps.faces.services import (
     face_documents_store,
     largest_faces,
 )
-from ml.alignment import LANDMARK_NAMES
+from ml.inference import LANDMARK_NAMES
 from tests.support import make_face
 
 
