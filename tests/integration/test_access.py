@@ -1,7 +1,7 @@
 """Strangers try to reach what is not theirs, and fail.
 
 What is tested elsewhere and not repeated here:
-- key B reads, lists and deletes key A's upload: 404 (tests/apps/predictions/test_apis.py,
+- key B reads, lists and deletes key A's upload: 404 (tests/apps/api/test_apis.py,
   test_a_client_sees_only_what_its_key_created); requests without or with a bad key: 401 (same file);
 - another browser cannot delete a page upload: 403, and API uploads are not reachable from the page
   (tests/apps/web/test_views.py);

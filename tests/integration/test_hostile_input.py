@@ -26,7 +26,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 LIST_URL = "/api/v1/predictions"
 MAX_FACES = 20  # the module's worker analyses at most this many faces a photo (the crowd has 32)
-# HTTP status of each refusal code (apps/predictions/errors.py); the page answers with the same.
+# HTTP status of each refusal code (the rejections' own, apps/uploads/images.py); the page answers with the same.
 REFUSAL_STATUS = {
     "empty_file": 400,
     "unsupported_image": 415,
