@@ -2,9 +2,10 @@
 
 The DRF view (``PredictionDetailApi``) stays what answers: authentication, the query's checks, the
 lookup, the JSON and every error are its own, called through ``sync_to_async``. This view only
-decides when to call it: once; and while the upload is unfinished and the client asked to wait,
-again each time the upload changes (``apps.uploads.events``: subscribe, read, then wait, so no
-change is missed) until it finishes or the wait is over. Nothing polls SQL meanwhile.
+decides when to call it: once when the client does not ask to wait; otherwise it subscribes to the
+upload's changes first (``apps.uploads.events``), then calls it, and while the upload is unfinished
+calls it again at each change until it finishes or the wait is over: no change is missed, and
+nothing polls SQL meanwhile.
 """
 
 import time
@@ -25,10 +26,9 @@ _detail = PredictionDetailApi.as_view()
 @csrf_exempt  # as every DRF view: API keys, not cookies
 async def prediction_detail(request, prediction_id):
     """The detail view for every method; a GET with ``wait`` waits here, not in a thread."""
-    response = await _answer(request, prediction_id)
-    wait = _wait_seconds(request, response)
+    wait = _wait_asked(request)
     if not wait:
-        return response
+        return await _answer(request, prediction_id)
     deadline = time.monotonic() + wait
     async with upload_changes(prediction_id) as changes:
         while True:
@@ -54,9 +54,9 @@ def _unfinished(response) -> bool:
     return response.status_code == 200 and response.data.get("status") in UNFINISHED
 
 
-def _wait_seconds(request, response) -> float:
-    """How long the client asked to wait (already checked by the DRF view: 0 unless it answered 200)."""
-    if request.method != "GET" or not _unfinished(response):
+def _wait_asked(request) -> float:
+    """Seconds a GET asks to wait; 0 for anything else, an invalid ``wait`` included (the DRF view says why)."""
+    if request.method != "GET" or "wait" not in request.GET:
         return 0.0
     query = PredictionWaitInputSerializer(data=request.GET)
     return query.validated_data["wait"] if query.is_valid() else 0.0

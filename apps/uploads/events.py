@@ -73,10 +73,20 @@ class UploadChanges:
                 settings.REDIS_URL, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=None
             )
             self._pubsub = self._client.pubsub()
-            await asyncio.wait_for(self._pubsub.subscribe(upload_channel(self.upload_id)), REDIS_TIMEOUT_SECONDS * 2)
+            await asyncio.wait_for(self._confirmed_subscription(), REDIS_TIMEOUT_SECONDS * 2)
         except (redis.RedisError, OSError, TimeoutError) as error:
             logger.warning("no change events for upload %s (%s): looking again every second", self.upload_id, error)
             await self._close()
+
+    async def _confirmed_subscription(self) -> None:
+        """Subscribe and wait for Redis to confirm it: a change published from then on reaches us."""
+        await self._pubsub.subscribe(upload_channel(self.upload_id))
+        while True:
+            message = await self._pubsub.get_message(timeout=REDIS_TIMEOUT_SECONDS)
+            if message is None:
+                raise TimeoutError("Redis did not confirm the subscription")
+            if message["type"] == "subscribe":
+                return
 
     async def wait(self, timeout: float) -> bool:
         """Until the upload changes (True) or ``timeout`` seconds pass (False); never longer.

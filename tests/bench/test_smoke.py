@@ -65,3 +65,13 @@ def test_compare_peers(tmp_path):
     utkface = metrics["sets"]["utkface"]
     assert utkface["rows"] == 4
     assert [m["evaluated"] for m in utkface["models"]] == [utkface["faces"]] * 2
+
+
+def test_wait_capacity_holds_open_waits_and_probes_healthz(tmp_path):
+    """No Celery worker: every wait stays open to its end and answers 200, still pending."""
+    run_bench("wait_capacity.py", "--smoke", "--out", str(tmp_path))
+    report = json.loads((tmp_path / "wait_capacity.json").read_text())
+    assert report["waits"] == report["open_when_measured"] == 20
+    assert report["answers"] == {"200 pending": 20}
+    assert report["healthz_ms_with_waits_open"]["n"] == 5
+    assert "`/healthz` with the waits open" in (tmp_path / "wait_capacity.md").read_text()
