@@ -3,7 +3,7 @@
     python bench/pipeline_latency.py [--photos 20] [--clients 20] [--per-client 2] [--smoke] [--out DIR]
 
 Starts the real stack in a scratch folder (Redis, SecantusDB, SQLite, one Celery worker,
-gunicorn) as production runs it (DEBUG off, a secret key of its own; the per-client upload rate
+gunicorn with uvicorn workers) as production runs it (DEBUG off, a secret key of its own; the per-client upload rate
 limits off, since the benchmark is one client sending on purpose), creates an API key, then measures
 - latency: one client, a 640 px one-face photo at a time, POST to done (``?wait=``),
 - throughput: ``--clients`` concurrent clients each sending ``--per-client`` photos.
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
             "photos_per_second": round(len(statuses) / elapsed, 2),
         },
         "machine": {"cpus": os.cpu_count(), "load_average_after": [round(x, 2) for x in os.getloadavg()]},
-        "workers": "1 Celery worker (prefork, concurrency 1), gunicorn 2x2",
+        "workers": "1 Celery worker (prefork, concurrency 1), gunicorn with 2 uvicorn workers (ASGI)",
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "pipeline_latency.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -240,7 +240,9 @@ def start_web(env: dict, port: int, log_file: Path | None = None, *, timeout: fl
     """gunicorn serving ``mairror.asgi`` with uvicorn workers, as in production; ready once ``/healthz``
     gets any HTTP answer. Waiting requests (``?wait=``, the page's event stream) hold no thread."""
     argv = [sys.executable, "-m", "gunicorn", "mairror.asgi:application", "--bind", f"{HOST}:{port}"]
-    argv += ["--worker-class", ASGI_WORKER, "--workers", "2", "--graceful-timeout", "5"]
+    # --reuse-port: a listening socket per worker, so the kernel spreads connections evenly; on one shared
+    # socket a burst of connections (a thousand clients starting to wait) lands on whichever worker wakes first.
+    argv += ["--worker-class", ASGI_WORKER, "--workers", "2", "--reuse-port", "--graceful-timeout", "5"]
     argv += ["--access-logfile", "-", "--error-logfile", "-"]
     url = f"http://{HOST}:{port}"
     service = _spawn("web", url, argv, Path(log_file) if log_file else _temp_log("web"), env=env, cwd=REPO_ROOT)

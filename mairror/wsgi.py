@@ -1,4 +1,6 @@
-"""WSGI entry point (gunicorn ``mairror.wsgi``). Never imports TensorFlow: the models live in the workers."""
+"""WSGI entry point, for tools that want one (``manage.py runserver``). Production serves ``mairror.asgi``:
+under WSGI a client waiting on ``?wait=`` holds a server thread. Never imports TensorFlow: the models live
+in the workers."""
 
 import os
 
