@@ -39,7 +39,7 @@ USER mairror
 ENV PORT=8000
 EXPOSE 8000
 # ASGI under gunicorn's uvicorn workers: clients waiting on ?wait= or a result page's event stream are
-# coroutines, not threads (README, "How it runs"). Each open wait is a socket and a Redis connection:
-# raise the container's open-files limit (docker-compose.yml sets it) for thousands of them.
+# coroutines, not threads (README, "How it runs"). Each open wait is a socket: raise the container's
+# open-files limit (docker-compose.yml sets it) for thousands of them.
 # --reuse-port: a listening socket per worker, so the kernel spreads a burst of connections over all of them.
 CMD ["sh", "-c", "exec gunicorn mairror.asgi:application --worker-class uvicorn_worker.UvicornWorker --reuse-port --bind 0.0.0.0:${PORT} --workers ${WEB_CONCURRENCY:-2} --access-logfile -"]

@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from apps.api.apis import PredictionDetailApi
 from apps.api.serializers import PredictionWaitInputSerializer
-from apps.uploads.events import upload_changes
+from apps.uploads.events import SUBSCRIBE_TIMEOUT_SECONDS, upload_changes
 from apps.uploads.models import Upload
 from mairror.request_threads import run_sync_then_release
 
@@ -30,14 +30,16 @@ async def prediction_detail(request, prediction_id):
     if not wait:
         return await _answer(request, prediction_id)
     deadline = time.monotonic() + wait
-    async with upload_changes(prediction_id) as changes:
+    async with upload_changes(
+        prediction_id, subscribe_timeout=min(SUBSCRIBE_TIMEOUT_SECONDS, max(wait, 1.0))
+    ) as changes:
         while True:
             response = await _answer(request, prediction_id)  # subscribed first: a change from now on wakes us
             remaining = deadline - time.monotonic()
             if not _unfinished(response) or remaining <= 0:
                 return response
             if not await changes.wait(remaining):
-                return await _answer(request, prediction_id)  # the wait is over: as it is now
+                return response  # no change since it was read: still as it was
 
 
 # drf-spectacular documents a URL through its view class: this view is that class's, waiting aside.

@@ -1,6 +1,7 @@
 """Change events on the session's real Redis: published once a change is committed, every wait bounded."""
 
 import asyncio
+import contextlib
 import time
 import uuid
 
@@ -125,3 +126,59 @@ def test_a_failure_is_published(one_face_jpeg, django_capture_on_commit_callback
     message = pubsub.get_message(timeout=2)
     assert message is not None and message["channel"] == upload_channel(upload_id).encode()
     pubsub.close()
+
+
+def test_waiters_share_one_connection_and_each_wakes_on_its_own_upload():
+    ids = [uuid.uuid4() for _ in range(50)]
+    client = redis.Redis.from_url(settings.REDIS_URL)
+
+    async def scenario():
+        async with contextlib.AsyncExitStack() as stack:
+            waiting = [await stack.enter_async_context(upload_changes(upload_id)) for upload_id in ids]
+            subscribers = {changes._subscriber for changes in waiting}
+            pubsub_connections = sum(int(c.get("sub", 0)) > 0 for c in client.client_list())
+            await asyncio.to_thread(publish_upload_changed, ids[7])
+            woke = await asyncio.gather(*(changes.wait(0.5) for changes in waiting))
+            return len(subscribers), pubsub_connections, woke
+
+    subscribers, pubsub_connections, woke = run(scenario())
+
+    assert subscribers == 1 and pubsub_connections == 1
+    assert [i for i, w in enumerate(woke) if w] == [7]
+    assert not events._subscribers  # the last waiter out closed it
+
+
+def test_two_waiters_on_one_upload_both_wake_and_one_leaving_keeps_the_other_subscribed():
+    upload_id = uuid.uuid4()
+
+    async def scenario():
+        async with upload_changes(upload_id) as staying:
+            async with upload_changes(upload_id) as leaving:
+                await asyncio.to_thread(publish_upload_changed, upload_id)
+                both = [await staying.wait(2), await leaving.wait(2)]
+            await asyncio.to_thread(publish_upload_changed, upload_id)
+            return both, await staying.wait(2)
+
+    both, still = run(scenario())
+
+    assert both == [True, True] and still is True
+
+
+def test_a_lost_connection_wakes_its_waiters_who_then_look_again_on_their_own():
+    upload_id = uuid.uuid4()
+    client = redis.Redis.from_url(settings.REDIS_URL)
+
+    async def scenario():
+        async with upload_changes(upload_id) as changes:
+            for info in client.client_list():
+                if int(info.get("sub", 0)) > 0:
+                    client.client_kill_filter(_id=info["id"])
+            started = time.monotonic()
+            first = await changes.wait(10)
+            second = await changes.wait(10)  # no subscription now: a bounded sleep
+            return first, second, time.monotonic() - started
+
+    first, second, seconds = run(scenario())
+
+    assert first is True and second is True
+    assert seconds < 3
