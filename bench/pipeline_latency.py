@@ -17,8 +17,6 @@ import argparse
 import io
 import json
 import os
-import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +30,8 @@ from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # devtools/ is not installed: the repository's
 
-from devtools.devstack import REPO_ROOT, free_port, start_mongo, start_redis, start_web, start_worker  # noqa: E402
+from bench.stack import manage, migrate, production_env  # noqa: E402
+from devtools.devstack import free_port, start_mongo, start_redis, start_web, start_worker  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -70,32 +69,11 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="mairror-bench-") as scratch:
         var = Path(scratch)
         services = [start_redis(var / "redis"), start_mongo(var / "mongo")]
-        env = {
-            **os.environ,
-            "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}",
-            "MEDIA_ROOT": str(var / "media"),
-            "REDIS_URL": services[0].url,
-            "MONGO_URL": services[1].url,
-            "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-            "UPLOAD_RATE_PER_KEY": "",
-            "UPLOAD_RATE_PER_IP": "",
-        }
+        env = production_env(var, redis_url=services[0].url, mongo_url=services[1].url)
         try:
-            manage = [sys.executable, "manage.py"]
-            subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=REPO_ROOT, env=env, check=True)
-            key = (
-                subprocess.run(
-                    [*manage, "create_api_key", "bench"],
-                    cwd=REPO_ROOT,
-                    env=env,
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                )
-                .stdout.strip()
-                .splitlines()[-1]
-            )
+            migrate(env)
+            created = manage(env, "create_api_key", "bench", capture_output=True, text=True)
+            key = created.stdout.strip().splitlines()[-1]
             port = free_port()
             services.append(start_worker(env, "celery,ml", 1, var / "worker.log"))
             services.append(start_web(env, port, var / "web.log"))

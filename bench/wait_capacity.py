@@ -29,8 +29,6 @@ import asyncio
 import json
 import os
 import resource
-import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +41,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # devtools/ is not installed: the repository's
 
-from devtools.devstack import REPO_ROOT, free_port, start_redis, start_web  # noqa: E402
+from bench.stack import manage, migrate, production_env  # noqa: E402
+from devtools.devstack import free_port, start_redis, start_web  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 TARGET_MS = 100.0
@@ -226,26 +225,16 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="mairror-bench-") as scratch:
         var = Path(scratch)
         services = [start_redis(var / "redis")]
-        env = {
-            **os.environ,
-            "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}",
-            "MEDIA_ROOT": str(var / "media"),
-            "REDIS_URL": services[0].url,
-            "MONGO_URL": f"mongodb://127.0.0.1:{free_port()}",  # nothing here reads faces
-            "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-            "UPLOAD_RATE_PER_KEY": "",
-            "UPLOAD_RATE_PER_IP": "",
-        }
+        # No Celery worker and nothing reads faces: MONGO_URL only has to be well formed.
+        env = production_env(var, redis_url=services[0].url, mongo_url=f"mongodb://127.0.0.1:{free_port()}")
         try:
-            manage = [sys.executable, "manage.py"]
-            subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=REPO_ROOT, env=env, check=True)
+            migrate(env)
             photo = small_photo(var / "photo.png")
-            created = subprocess.run(
-                [*manage, "shell", "-c", SETUP.format(count=args.waits)],
-                cwd=REPO_ROOT,
-                env={**env, "WAIT_CAPACITY_PHOTO": str(photo)},
-                check=True,
+            created = manage(
+                {**env, "WAIT_CAPACITY_PHOTO": str(photo)},
+                "shell",
+                "-c",
+                SETUP.format(count=args.waits),
                 capture_output=True,
                 text=True,
             )
