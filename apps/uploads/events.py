@@ -269,13 +269,3 @@ async def upload_changes(
         yield changes
     finally:
         await changes._close()
-
-
-async def wait_for_upload_change(upload_id, timeout: float) -> bool:
-    """One bounded wait for the next change of an upload (True) or the timeout (False).
-
-    Only for callers that can afford to miss a change made before they subscribed; the views use
-    ``upload_changes`` to subscribe, check, then wait.
-    """
-    async with upload_changes(upload_id) as changes:
-        return await changes.wait(timeout)

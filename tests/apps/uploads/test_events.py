@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 
 from apps.uploads import events
-from apps.uploads.events import publish_upload_changed, upload_changes, upload_channel, wait_for_upload_change
+from apps.uploads.events import publish_upload_changed, upload_changes, upload_channel
 from apps.uploads.models import Upload
 from apps.uploads.services import (
     upload_create,
@@ -47,7 +47,11 @@ def test_a_waiter_wakes_on_a_change_published_while_it_waits():
 def test_a_wait_ends_at_its_timeout_without_a_change():
     started = time.monotonic()
 
-    assert run(wait_for_upload_change(uuid.uuid4(), 0.3)) is False
+    async def scenario():
+        async with upload_changes(uuid.uuid4()) as changes:
+            return await changes.wait(0.3)
+
+    assert run(scenario()) is False
     assert 0.25 < time.monotonic() - started < 2
 
 
