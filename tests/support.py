@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ from urllib.parse import quote
 
 import numpy as np
 from django.conf import settings
-from django.db import connections
+from django.db import connection, connections
 from PIL import Image
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
@@ -157,3 +158,20 @@ def finish_with_faces(upload: Upload, *faces: dict) -> list:
         FaceEstimate.objects.create(upload=upload, face_index=i, mongo_face_id=face_id, **{**defaults, **fields})
         for i, (face_id, fields) in enumerate(zip(face_ids, faces, strict=True))
     ]
+
+
+def change_later(seconds: float, *changes) -> threading.Thread:
+    """Run each of ``changes`` in another thread (with its own database connection), ``seconds`` apart
+    and the first ``seconds`` from now, as a worker would change an upload while a client waits."""
+
+    def run():
+        try:
+            for change in changes:
+                time.sleep(seconds)
+                change()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread

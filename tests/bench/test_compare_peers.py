@@ -3,10 +3,8 @@ ml.evaluate.compute_metrics), the box conversion, and the JSON protocol of the p
 where .venv-bench holds the peer package)."""
 
 import csv
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +13,9 @@ from PIL import Image
 from skimage import data
 
 from ml.dataset import LabelledImage
+from tests.bench.support import load_bench_script
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("compare_peers", REPO / "bench" / "compare_peers.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-cp = _load_module()
+cp = load_bench_script("compare_peers")
 
 # The astronaut's face in scikit-image's 512 x 512 photo, as MTCNN frames it: x, y, width, height.
 ASTRONAUT_BOX = (182.0, 64.0, 83.0, 107.0)

@@ -1,7 +1,6 @@
 """bench/detection_recall.py: arguments, bands, the counts and files of a smoke run over a tiny subset."""
 
 import csv
-import importlib.util
 import json
 import subprocess
 import sys
@@ -10,20 +9,12 @@ from pathlib import Path
 import pytest
 
 from ml.dataset import LabelledImage
+from tests.bench.support import REPO, load_bench_script
 
-REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
 
 
-def _load_module():
-    spec = importlib.util.spec_from_file_location("detection_recall", REPO / "bench" / "detection_recall.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-dr = _load_module()
+dr = load_bench_script("detection_recall")
 
 
 def test_defaults_are_the_three_shared_sets_and_both_splits():

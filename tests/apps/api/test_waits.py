@@ -4,15 +4,13 @@ Another thread changes the upload through the uploads services (which publish on
 worker would; the views' own checks (auth, 404, 400) are the DRF view's and are tested in test_apis.py.
 """
 
-import threading
 import time
 
 import pytest
-from django.db import connection
 
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_delete, upload_finish, upload_start_processing
-from tests.support import make_client, photo_file
+from tests.support import change_later, make_client, photo_file
 
 LIST_URL = "/api/v1/predictions"
 
@@ -31,28 +29,13 @@ def pending(client, one_face_jpeg) -> Upload:
     return Upload.objects.get(pk=response.json()["id"])
 
 
-def later(seconds: float, change) -> threading.Thread:
-    """Run ``change`` in another thread (with its own database connection) after ``seconds``."""
-
-    def run():
-        time.sleep(seconds)
-        try:
-            change()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
-
-
 def finish(upload_id):
     upload_start_processing(upload_id=upload_id)
     upload_finish(upload=Upload.objects.get(pk=upload_id), timings={"estimation_ms": 1.0})
 
 
 def test_a_waiting_client_gets_the_result_as_soon_as_the_upload_finishes(client, pending):
-    changed = later(0.5, lambda: finish(pending.pk))
+    changed = change_later(0.5, lambda: finish(pending.pk))
     started = time.monotonic()
 
     response = client.get(f"{LIST_URL}/{pending.pk}", {"wait": "10"})
@@ -65,7 +48,7 @@ def test_a_waiting_client_gets_the_result_as_soon_as_the_upload_finishes(client,
 
 
 def test_a_step_that_does_not_finish_the_upload_keeps_the_client_waiting(client, pending):
-    claimed = later(0.2, lambda: upload_start_processing(upload_id=pending.pk))
+    claimed = change_later(0.2, lambda: upload_start_processing(upload_id=pending.pk))
     started = time.monotonic()
 
     response = client.get(f"{LIST_URL}/{pending.pk}", {"wait": "1"})
@@ -76,7 +59,7 @@ def test_a_step_that_does_not_finish_the_upload_keeps_the_client_waiting(client,
 
 
 def test_an_upload_deleted_while_a_client_waits_answers_not_found_at_once(client, pending):
-    deleted = later(0.3, lambda: upload_delete(upload=Upload.objects.get(pk=pending.pk)))
+    deleted = change_later(0.3, lambda: upload_delete(upload=Upload.objects.get(pk=pending.pk)))
     started = time.monotonic()
 
     response = client.get(f"{LIST_URL}/{pending.pk}", {"wait": "10"})

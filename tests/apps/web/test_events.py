@@ -1,14 +1,12 @@
 """The result page's event stream in-process, on the session's real Redis: woken by the upload's changes."""
 
 import json
-import threading
 import time
 import uuid
 import warnings
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 from django.test import Client
 
 from apps.uploads.models import Upload
@@ -20,6 +18,7 @@ from apps.uploads.services import (
     upload_start_processing,
 )
 from apps.web import views
+from tests.support import change_later
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the other thread must see the upload
 
@@ -49,20 +48,6 @@ def stream(upload_id, then=None) -> tuple[list[tuple[str, dict]], float, object]
     return events, seconds, response
 
 
-def later(seconds: float, *changes) -> threading.Thread:
-    def run():
-        try:
-            for change in changes:
-                time.sleep(seconds)
-                change()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
-
-
 def test_the_stream_sends_each_stage_as_it_happens_and_ends_when_done(pending):
     upload_id = pending.pk
     steps = [
@@ -71,7 +56,7 @@ def test_the_stream_sends_each_stage_as_it_happens_and_ends_when_done(pending):
         lambda: upload_finish(upload=Upload.objects.get(pk=upload_id), timings={}),
     ]
 
-    events, seconds, response = stream(upload_id, then=lambda: later(0.5, *steps))
+    events, seconds, response = stream(upload_id, then=lambda: change_later(0.5, *steps))
 
     assert response["Content-Type"] == "text/event-stream"
     assert "no-cache" in response["Cache-Control"]
@@ -91,7 +76,7 @@ def test_a_finished_upload_gets_one_event_and_the_end(pending):
 
 
 def test_a_photo_deleted_while_streaming_is_said_gone(pending):
-    events, seconds, _ = stream(pending.pk, then=lambda: later(0.5, lambda: upload_delete(upload=pending)))
+    events, seconds, _ = stream(pending.pk, then=lambda: change_later(0.5, lambda: upload_delete(upload=pending)))
 
     assert [name for name, _ in events] == ["stage", "gone"]
     assert events[-1][1]["message"] == "This photo has been deleted."
