@@ -137,7 +137,9 @@ def finish_with_faces(upload: Upload, *faces: dict) -> list:
     from apps.faces.services import face_documents_store
     from apps.predictions.models import FaceEstimate
 
-    face_ids = face_documents_store(upload_id=str(upload.pk), faces=[make_face(i) for i in range(len(faces))])
+    face_ids = face_documents_store(
+        upload_id=str(upload.pk), faces=[make_face(i) for i in range(len(faces))], model_version="ag-test"
+    )
     Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.DONE, timings={"total_ms": 1234.5})
     defaults = {
         "box_x": 182,

@@ -20,6 +20,8 @@ class FaceCrop:
     landmarks: dict[str, list[float]]
     detection_confidence: float
     crop: np.ndarray  # S x S x 3 uint8 RGB
+    crop_size: int  # S
+    model_version: str | None  # the weights it was aligned for (None: stored before this was recorded)
 
 
 def face_document_ids(*, upload_id) -> list[str]:
@@ -33,18 +35,21 @@ def face_crops_get(*, upload_id, face_ids: list[str]) -> list[FaceCrop]:
     documents = faces_collection().find(
         {"_id": {"$in": [ObjectId(face_id) for face_id in face_ids]}, "upload_id": str(upload_id)}
     )
-    crops = [
-        FaceCrop(
-            id=str(document["_id"]),
-            face_index=document["face_index"],
-            box=document["box"],
-            landmarks=document["landmarks"],
-            detection_confidence=document["detection_confidence"],
-            crop=np.asarray(Image.open(io.BytesIO(document["crop_png"])).convert("RGB")),
-        )
-        for document in documents
-    ]
-    return sorted(crops, key=lambda crop: crop.face_index)
+    return sorted(map(_face_crop, documents), key=lambda crop: crop.face_index)
+
+
+def _face_crop(document: dict) -> FaceCrop:
+    crop = np.asarray(Image.open(io.BytesIO(document["crop_png"])).convert("RGB"))
+    return FaceCrop(
+        id=str(document["_id"]),
+        face_index=document["face_index"],
+        box=document["box"],
+        landmarks=document["landmarks"],
+        detection_confidence=document["detection_confidence"],
+        crop=crop,
+        crop_size=crop.shape[0],
+        model_version=document.get("model_version"),
+    )
 
 
 def face_crop_png(*, upload_id, face_index: int) -> bytes | None:

@@ -1,11 +1,18 @@
-"""Writes of face documents in MongoDB, and the detection step of the pipeline."""
+"""Writes of face documents in MongoDB, and the detection step of the pipeline.
+
+Each document says which weights its crop was aligned for (``model_version``) and its side in
+pixels (``crop_size``): a worker on other weights aligns the face again from the stored photo
+(``face_crops_for_model``) instead of feeding the model crops of a size it was not built for.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 from typing import TYPE_CHECKING
 
+import numpy as np
 from bson import ObjectId
 from django.conf import settings
 from django.utils import timezone
@@ -15,7 +22,8 @@ from pymongo.errors import BulkWriteError
 
 from apps.faces.mongo import faces_collection
 from apps.faces.pipeline import face_pipeline
-from apps.faces.selectors import face_document_ids
+from apps.faces.selectors import FaceCrop, face_crops_get, face_document_ids
+from apps.uploads.models import Upload
 from apps.uploads.selectors import upload_ids_existing, upload_read_image
 from apps.uploads.services import upload_fail, upload_record_timings, upload_start_processing
 
@@ -25,6 +33,10 @@ if TYPE_CHECKING:
 UNREADABLE_IMAGE = "This file could not be read as a photo."
 MISSING_IMAGE = "The stored photo was not found. Please upload it again."
 TOO_MANY_ATTEMPTS = "This photo stopped the analysis several times and was set aside."
+PHOTO_GONE_FOR_NEW_MODEL = (
+    "The model was updated while this photo was analysed, and the photo needed to cut the faces "
+    "again for it is no longer stored. Please upload it again."
+)
 DUPLICATE_KEY = 11000
 
 
@@ -55,9 +67,14 @@ def faces_detect(*, upload_id: str) -> list[str]:
         upload_fail(upload_id=upload_id, reason=UNREADABLE_IMAGE)
         return []
     decoded = time.perf_counter()
-    found = face_pipeline().find_faces([image])[0]
+    pipeline = face_pipeline()
+    found = pipeline.find_faces([image])[0]
     detected = time.perf_counter()
-    face_ids = face_documents_store(upload_id=upload_id, faces=largest_faces(found, settings.MAX_FACES_PER_PHOTO))
+    face_ids = face_documents_store(
+        upload_id=upload_id,
+        faces=largest_faces(found, settings.MAX_FACES_PER_PHOTO),
+        model_version=pipeline.model_version,
+    )
     upload_record_timings(
         upload=upload,
         faces_found=len(found),
@@ -78,8 +95,11 @@ def largest_faces(faces: list[Face], count: int) -> list[Face]:
     return [faces[i] for i in sorted(largest)]
 
 
-def face_documents_store(*, upload_id: str, faces: list[Face]) -> list[str]:
-    """Upsert one document per face, keyed by (upload, face index), and drop any left from an earlier run."""
+def face_documents_store(*, upload_id: str, faces: list[Face], model_version: str) -> list[str]:
+    """Upsert one document per face, keyed by (upload, face index), and drop any left from an earlier run.
+
+    ``model_version`` names the weights the crops were aligned for.
+    """
     collection = faces_collection()
     now = timezone.now()
     operations = [
@@ -88,6 +108,8 @@ def face_documents_store(*, upload_id: str, faces: list[Face]) -> list[str]:
             {
                 "$set": {
                     "crop_png": _png_bytes(face.crop),
+                    "crop_size": face.crop.shape[0],
+                    "model_version": model_version,
                     "box": dict(zip(("x", "y", "width", "height"), map(float, face.detection.box), strict=True)),
                     "landmarks": _landmarks(face.detection.landmarks),
                     "detection_confidence": float(face.detection.confidence),
@@ -110,6 +132,58 @@ def face_documents_store(*, upload_id: str, faces: list[Face]) -> list[str]:
             collection.bulk_write(operations, ordered=False)
     collection.delete_many({"upload_id": str(upload_id), "face_index": {"$gte": len(faces)}})
     return face_document_ids(upload_id=upload_id)
+
+
+def face_crops_for_model(*, upload: Upload, face_ids: list[str]) -> list[FaceCrop]:
+    """The upload's faces with these ids, in face order, each cropped for the worker's weights.
+
+    Crops aligned for weights of another input size (a deploy between the two steps, or a
+    redelivery after one) are aligned again from the stored photo and its landmarks, and stored
+    so; never resized. Raises ``FileNotFoundError`` when that photo is gone and
+    ``ml.images.UnreadableImageError`` when it cannot be read any more.
+    """
+    from ml.images import load_rgb
+
+    pipeline = face_pipeline()
+    crops = face_crops_get(upload_id=upload.pk, face_ids=face_ids)
+    stale = [crop for crop in crops if crop.crop_size != pipeline.crop_size]
+    if not stale:
+        return crops
+    image = load_rgb(upload_read_image(upload=upload))
+    aligned = {crop.id: face_crop_align(image, crop.landmarks, pipeline.crop_size) for crop in stale}
+    now = timezone.now()
+    faces_collection().bulk_write(
+        [
+            UpdateOne(
+                {"_id": ObjectId(face_id)},
+                {
+                    "$set": {
+                        "crop_png": _png_bytes(crop),
+                        "crop_size": pipeline.crop_size,
+                        "model_version": pipeline.model_version,
+                        "updated_at": now,
+                    }
+                },
+            )
+            for face_id, crop in aligned.items()
+        ],
+        ordered=False,
+    )
+    return [
+        dataclasses.replace(
+            crop, crop=aligned[crop.id], crop_size=pipeline.crop_size, model_version=pipeline.model_version
+        )
+        if crop.id in aligned
+        else crop
+        for crop in crops
+    ]
+
+
+def face_crop_align(image_rgb, landmarks: dict[str, list[float]], size: int):
+    """A face cut out of its (upright) photo again from its stored landmarks, as detection cut it."""
+    from ml.inference import LANDMARK_NAMES, align_face
+
+    return align_face(image_rgb, np.array([landmarks[name] for name in LANDMARK_NAMES], dtype=np.float64), size)
 
 
 def face_documents_record_outputs(

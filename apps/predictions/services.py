@@ -26,9 +26,11 @@ from PIL import Image
 from rest_framework_api_key.models import APIKey
 
 from apps.faces.pipeline import face_pipeline
-from apps.faces.selectors import face_crops_get
 from apps.faces.services import (
+    PHOTO_GONE_FOR_NEW_MODEL,
     TOO_MANY_ATTEMPTS,
+    face_crop_align,
+    face_crops_for_model,
     face_documents_delete,
     face_documents_delete_expired,
     face_documents_record_outputs,
@@ -146,8 +148,12 @@ def faces_estimate(*, face_ids: list[str], upload_id) -> None:
     """Estimate age and gender of the detected faces in one batch, store the results, finish the upload.
 
     Idempotent: rows are upserted by (upload, face index); an upload that is already finished is
-    left alone, and the faces of an upload deleted while it was being analysed are removed.
+    left alone, and the faces of an upload deleted while it was being analysed are removed. Faces
+    cropped for weights of another size are cut again from the photo (``face_crops_for_model``);
+    if it is gone by then, the upload fails with a reason.
     """
+    from ml.images import UnreadableImageError
+
     upload = upload_get(upload_id=upload_id)
     if upload is None:
         face_documents_delete(upload_id=upload_id)
@@ -159,7 +165,11 @@ def faces_estimate(*, face_ids: list[str], upload_id) -> None:
     if upload_count_attempt(upload=upload) > settings.MAX_PROCESSING_ATTEMPTS:
         upload_fail(upload_id=upload_id, reason=TOO_MANY_ATTEMPTS)
         return
-    crops = face_crops_get(upload_id=upload_id, face_ids=face_ids)
+    try:
+        crops = face_crops_for_model(upload=upload, face_ids=face_ids)
+    except (FileNotFoundError, UnreadableImageError):
+        upload_fail(upload_id=upload_id, reason=PHOTO_GONE_FOR_NEW_MODEL)
+        return
     started = time.perf_counter()
     if crops:
         pipeline = face_pipeline()
@@ -259,7 +269,6 @@ def reviewed_faces_export(*, directory: Path, size: int = EXPORT_CROP_SIZE) -> d
     Returns the number of faces per split, and ``skipped``: faces whose photo is gone or unreadable.
     """
     from ml.images import UnreadableImageError, load_rgb
-    from ml.inference import LANDMARK_NAMES, align_face
 
     images_dir = directory / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
@@ -274,9 +283,8 @@ def reviewed_faces_export(*, directory: Path, size: int = EXPORT_CROP_SIZE) -> d
             skipped += len(group)
             continue
         for face in group:
-            landmarks = np.array([face.landmarks[name] for name in LANDMARK_NAMES], dtype=np.float64)
             filename = f"{face.mongo_face_id}.jpg"
-            Image.fromarray(align_face(image, landmarks, size)).save(images_dir / filename, quality=95)
+            Image.fromarray(face_crop_align(image, face.landmarks, size)).save(images_dir / filename, quality=95)
             gender = EXPORT_GENDER_CODES[face.true_gender]
             rows.append([filename, face.true_age, gender, "", dataset_split(face_id=face.mongo_face_id)])
     partial_labels = directory / "labels.csv.partial"

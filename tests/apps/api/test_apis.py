@@ -41,7 +41,7 @@ def created(api_client, one_face_jpeg) -> Upload:
 
 def add_face_result(upload: Upload) -> FaceEstimate:
     """What the pipeline leaves behind for one face: a MongoDB document and a SQL row."""
-    [face_id] = face_documents_store(upload_id=str(upload.pk), faces=[make_face(0)])
+    [face_id] = face_documents_store(upload_id=str(upload.pk), faces=[make_face(0)], model_version="ag-test")
     Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.DONE, timings={"total_ms": 1234.5})
     return FaceEstimate.objects.create(
         upload=upload,

@@ -18,6 +18,8 @@ pytestmark = pytest.mark.django_db
 
 
 class StubPipeline:
+    model_version = "ag-test"
+
     def __init__(self):
         self.calls = 0
 

@@ -24,7 +24,7 @@ def upload_id() -> str:
 def test_store_writes_one_document_per_face_with_its_crop(faces, upload_id):
     detected = [make_face(0), make_face(1)]
 
-    face_ids = face_documents_store(upload_id=upload_id, faces=detected)
+    face_ids = face_documents_store(upload_id=upload_id, faces=detected, model_version="ag-test")
 
     assert len(face_ids) == 2
     crops = face_crops_get(upload_id=upload_id, face_ids=face_ids)
@@ -38,35 +38,39 @@ def test_store_writes_one_document_per_face_with_its_crop(faces, upload_id):
     document = faces.find_one({"_id": ObjectId(face_ids[0])})
     assert document["upload_id"] == upload_id
     assert document["face_index"] == 0
+    assert (document["crop_size"], document["model_version"]) == (32, "ag-test")
+    assert (crops[0].crop_size, crops[0].model_version) == (32, "ag-test")
     assert document["created_at"] is not None
 
 
 def test_storing_again_upserts_instead_of_duplicating(faces, upload_id):
-    first = face_documents_store(upload_id=upload_id, faces=[make_face(0), make_face(1)])
+    first = face_documents_store(upload_id=upload_id, faces=[make_face(0), make_face(1)], model_version="ag-test")
 
-    again = face_documents_store(upload_id=upload_id, faces=[make_face(0), make_face(1)])
+    again = face_documents_store(upload_id=upload_id, faces=[make_face(0), make_face(1)], model_version="ag-test")
 
     assert again == first
     assert faces.count_documents({"upload_id": upload_id}) == 2
 
 
 def test_storing_fewer_faces_drops_the_extra_documents(faces, upload_id):
-    first = face_documents_store(upload_id=upload_id, faces=[make_face(0), make_face(1), make_face(2)])
+    first = face_documents_store(
+        upload_id=upload_id, faces=[make_face(0), make_face(1), make_face(2)], model_version="ag-test"
+    )
 
-    again = face_documents_store(upload_id=upload_id, faces=[make_face(0)])
+    again = face_documents_store(upload_id=upload_id, faces=[make_face(0)], model_version="ag-test")
 
     assert again == first[:1]
     assert face_document_ids(upload_id=upload_id) == first[:1]
 
 
 def test_crops_are_read_only_for_their_own_upload(faces, upload_id):
-    other_ids = face_documents_store(upload_id=str(uuid.uuid4()), faces=[make_face(0)])
+    other_ids = face_documents_store(upload_id=str(uuid.uuid4()), faces=[make_face(0)], model_version="ag-test")
 
     assert face_crops_get(upload_id=upload_id, face_ids=other_ids) == []
 
 
 def test_the_models_raw_outputs_are_kept_beside_the_crops_and_the_estimates_are_not(faces, upload_id):
-    face_ids = face_documents_store(upload_id=upload_id, faces=[make_face(0), make_face(1)])
+    face_ids = face_documents_store(upload_id=upload_id, faces=[make_face(0), make_face(1)], model_version="ag-test")
     faces.update_one({"_id": ObjectId(face_ids[0])}, {"$set": {"estimate": {"age": {"value": 31.5}}}})  # as before
     ages = np.full((2, 101), 1 / 101)
 
@@ -82,9 +86,9 @@ def test_the_models_raw_outputs_are_kept_beside_the_crops_and_the_estimates_are_
 
 
 def test_delete_removes_only_that_uploads_faces(faces, upload_id):
-    face_documents_store(upload_id=upload_id, faces=[make_face(0), make_face(1)])
+    face_documents_store(upload_id=upload_id, faces=[make_face(0), make_face(1)], model_version="ag-test")
     other = str(uuid.uuid4())
-    face_documents_store(upload_id=other, faces=[make_face(0)])
+    face_documents_store(upload_id=other, faces=[make_face(0)], model_version="ag-test")
 
     assert face_documents_delete(upload_id=upload_id) == 2
 

@@ -51,7 +51,7 @@ def test_no_face_is_a_result_not_an_error(upload):
 
 def test_estimation_counts_its_run_and_gives_up_past_the_limit(upload, faces, settings):
     settings.MAX_PROCESSING_ATTEMPTS = 3
-    face_ids = face_documents_store(upload_id=str(upload.pk), faces=[make_face(0)])
+    face_ids = face_documents_store(upload_id=str(upload.pk), faces=[make_face(0)], model_version="ag-test")
     upload_start_processing(upload_id=upload.pk)  # detection's claim: 1
     Upload.objects.filter(pk=upload.pk).update(processing_attempts=3)  # two estimations died with their worker
 
@@ -73,7 +73,7 @@ def test_estimation_within_the_limit_is_counted_and_finishes(upload, settings):
 
 
 def test_estimation_leaves_a_finished_upload_alone(upload, faces):
-    face_ids = face_documents_store(upload_id=str(upload.pk), faces=[make_face(0)])
+    face_ids = face_documents_store(upload_id=str(upload.pk), faces=[make_face(0)], model_version="ag-test")
     Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.FAILED, failure_reason="Unreadable.")
 
     faces_estimate(face_ids=face_ids, upload_id=str(upload.pk))
@@ -85,7 +85,7 @@ def test_estimation_leaves_a_finished_upload_alone(upload, faces):
 
 def test_faces_of_an_upload_deleted_during_analysis_are_removed(db, faces):
     upload_id = str(uuid.uuid4())
-    face_ids = face_documents_store(upload_id=upload_id, faces=[make_face(0), make_face(1)])
+    face_ids = face_documents_store(upload_id=upload_id, faces=[make_face(0), make_face(1)], model_version="ag-test")
 
     faces_estimate(face_ids=face_ids, upload_id=upload_id)
 
