@@ -141,11 +141,14 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'd
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web process and the Celery worker write to the same file: WAL lets readers run beside
     # a writer, IMMEDIATE transactions and a timeout make writers queue instead of failing.
+    # synchronous=NORMAL: in WAL mode a commit survives any crash of a process (a SIGKILLed worker
+    # loses nothing committed) and only a power cut can undo the last ones, and commits skip the
+    # fsync that cost ~0.5 ms each here (an upload commits five times). PostgreSQL in production.
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
         "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL;",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # A file, not the in-memory default, so worker subprocesses in the tests see the same rows.
     # TEST_DB_NAME lets two test runs share a checkout without sharing a database.

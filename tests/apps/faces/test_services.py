@@ -63,6 +63,32 @@ def test_storing_fewer_faces_drops_the_extra_documents(faces, upload_id):
     assert face_document_ids(upload_id=upload_id) == first[:1]
 
 
+def test_a_first_run_inserts_its_faces_in_order(faces, upload_id):
+    face_ids = face_documents_store(
+        upload_id=upload_id, faces=[make_face(0), make_face(1)], model_version="ag-test", first_run=True
+    )
+
+    assert face_ids == face_document_ids(upload_id=upload_id)
+    assert [crop.face_index for crop in face_crops_get(upload_id=upload_id, face_ids=face_ids)] == [0, 1]
+
+
+def test_a_first_run_that_finds_faces_stored_by_a_racing_delivery_writes_over_them(faces, upload_id):
+    """The delivery that claimed second stored first: the first run's insert meets its documents."""
+    raced = face_documents_store(
+        upload_id=upload_id, faces=[make_face(0), make_face(1), make_face(2)], model_version="ag-test"
+    )
+
+    face_ids = face_documents_store(
+        upload_id=upload_id, faces=[make_face(5), make_face(6)], model_version="ag-new", first_run=True
+    )
+
+    assert face_ids == raced[:2]
+    assert faces.count_documents({"upload_id": upload_id}) == 2
+    crops = face_crops_get(upload_id=upload_id, face_ids=face_ids)
+    np.testing.assert_array_equal(crops[0].crop, make_face(5).crop)
+    assert {crop.model_version for crop in crops} == {"ag-new"}
+
+
 def test_crops_are_read_only_for_their_own_upload(faces, upload_id):
     other_ids = face_documents_store(upload_id=str(uuid.uuid4()), faces=[make_face(0)], model_version="ag-test")
 
