@@ -2,7 +2,8 @@
 
 Under ASGI a request that waits (the API's ``?wait=``, the result page's event stream) is a
 coroutine parked on a Redis subscription, not a server thread: thousands can wait while
-``/healthz`` and the pages answer as usual. Never imports TensorFlow: the models live in the workers.
+``/healthz`` and the pages answer as usual. Every other request runs whole in a pooled thread
+(``mairror.sync_requests``). Never imports TensorFlow: the models live in the workers.
 """
 
 import json
@@ -22,6 +23,7 @@ warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume sy
 from django.conf import settings  # noqa: E402 - configured by get_asgi_application
 
 from apps.uploads.images import MULTIPART_OVERHEAD_BYTES  # noqa: E402
+from mairror.sync_requests import SyncRequestsInThreads  # noqa: E402
 
 # Django's ASGI handler reads a whole request body (to a temporary file past 2.5 MB) before any view
 # sees it, where under WSGI the upload views refused a long Content-Length before reading anything.
@@ -77,4 +79,4 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-application = BodyLimit(django_application, BODY_LIMIT_BYTES)
+application = BodyLimit(SyncRequestsInThreads(django_application), BODY_LIMIT_BYTES)

@@ -1,0 +1,142 @@
+"""Synchronous views run whole in a pooled thread; only the waiting (async) views go through Django's ASGI handler."""
+
+import asyncio
+import io
+import json
+import threading
+import uuid
+
+from mairror.sync_requests import SyncRequestsInThreads, _environ
+
+
+class AsgiRecorder:
+    """Stands in for Django's ASGI handler: records that it was called, answers 204."""
+
+    def __init__(self):
+        self.paths = []
+
+    async def __call__(self, scope, receive, send):
+        self.paths.append(scope["path"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def call(app, method: str, path: str, chunks=(b"",), headers=(), more_body=False) -> list[dict]:
+    """Run one request through ``app``; ``more_body``: the last chunk promises more, which never comes."""
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": b"",
+        "headers": list(headers),
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+    }
+    messages = [
+        {"type": "http.request", "body": c, "more_body": more_body or i < len(chunks) - 1} for i, c in enumerate(chunks)
+    ]
+    sent = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def test_a_synchronous_view_is_answered_by_the_wsgi_handler_in_a_pool_thread(monkeypatch):
+    inner = AsgiRecorder()
+    app = SyncRequestsInThreads(inner)
+    threads = []
+    respond = app._respond
+    monkeypatch.setattr(app, "_respond", lambda *a: threads.append(threading.current_thread().name) or respond(*a))
+
+    start, body = call(app, "GET", "/healthz")
+
+    assert inner.paths == []
+    assert start["status"] == 200
+    assert json.loads(body["body"]) == {"status": "ok"}
+    assert threads and threads[0].startswith("sync-request")
+
+
+def test_an_unknown_path_gets_the_sites_404_from_the_wsgi_handler():
+    inner = AsgiRecorder()
+
+    start, body = call(SyncRequestsInThreads(inner), "GET", "/no/such/page")
+
+    assert inner.paths == []
+    assert start["status"] == 404
+
+
+def test_a_waiting_view_goes_to_the_asgi_handler():
+    inner = AsgiRecorder()
+    path = f"/api/v1/predictions/{uuid.uuid4()}"
+
+    start, _ = call(SyncRequestsInThreads(inner), "GET", path)
+
+    assert inner.paths == [path]
+    assert start["status"] == 204
+
+
+def test_a_head_request_gets_headers_and_no_body():
+    app = SyncRequestsInThreads(AsgiRecorder())
+    [_, page] = call(app, "GET", "/no/such/page")
+
+    start, body = call(app, "HEAD", "/no/such/page")
+
+    assert start["status"] == 404
+    assert page["body"] and body["body"] == b""
+
+
+def test_a_client_that_leaves_before_its_body_is_in_gets_nothing_and_runs_no_view(monkeypatch):
+    app = SyncRequestsInThreads(AsgiRecorder())
+    monkeypatch.setattr(app, "_respond", lambda *a: (_ for _ in ()).throw(AssertionError("a view ran")))
+
+    # The first part of the body says more follows; then the client disconnects.
+    sent = call(app, "POST", "/api/v1/predictions", chunks=(b"part",), more_body=True)
+
+    assert sent == []
+
+
+def test_the_environ_carries_the_request_as_wsgi_expects():
+    scope = {
+        "method": "POST",
+        "path": "/app/api/v1/predictions",
+        "root_path": "/app",
+        "query_string": b"wait=5",
+        "http_version": "1.1",
+        "server": ("example.org", 443),
+        "client": ("10.0.0.7", 51515),
+        "scheme": "https",
+        "headers": [
+            (b"content-type", b"multipart/form-data; boundary=x"),
+            (b"content-length", b"12"),
+            (b"cookie", b"a=1"),
+            (b"cookie", b"b=2"),
+            (b"x-forwarded-for", b"1.2.3.4"),
+            (b"x-forwarded-for", b"5.6.7.8"),
+        ],
+    }
+    body = io.BytesIO(b"hello, world")
+
+    environ = _environ(scope, body)
+
+    assert (environ["SCRIPT_NAME"], environ["PATH_INFO"], environ["QUERY_STRING"]) == (
+        "/app",
+        "/api/v1/predictions",
+        "wait=5",
+    )
+    assert (environ["CONTENT_TYPE"], environ["CONTENT_LENGTH"]) == ("multipart/form-data; boundary=x", "12")
+    assert environ["HTTP_COOKIE"] == "a=1; b=2"
+    assert environ["HTTP_X_FORWARDED_FOR"] == "1.2.3.4,5.6.7.8"
+    assert (environ["SERVER_NAME"], environ["SERVER_PORT"], environ["wsgi.url_scheme"]) == (
+        "example.org",
+        "443",
+        "https",
+    )
+    assert environ["REMOTE_ADDR"] == "10.0.0.7"
+    assert environ["wsgi.input"].read() == b"hello, world"
