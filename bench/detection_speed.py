@@ -4,9 +4,13 @@ Times ``ml.preprocessing.detect_and_extract(detector, [photo], size)`` (detectio
 alignment, as serving runs them) on a 640 x 640 photo (skimage's astronaut), a 640 x 427
 and a 1280 x 720 group photo made from UTKFace chips, and a 200 x 200 chip alone and in
 a batch of 32. Then checks recall: the share of 500 UTKFace chips with a face, the
-astronaut's single face, and the faces found in the group photo. With ``--baseline`` the
-same runs use plain ``mtcnn.MTCNN`` (the detector before the speed-up) and the landmarks
-of both are compared.
+astronaut's single face, and the faces found in the group photo.
+
+Detectors: ``new`` is ``FaceDetector()`` as serving runs it (TFLite with XNNPACK on a CPU),
+``keras`` the same pipeline on TensorFlow's graphs (``runtime="keras"``); the faces of the
+two are compared box by box (they must agree within a pixel). With ``--baseline`` the same
+runs also use plain ``mtcnn.MTCNN`` (the detector before the speed-up) and the landmarks of
+new and baseline are compared.
 
 Run from the repository root, niced when the machine is shared::
 
@@ -220,8 +224,21 @@ def landmark_agreement(new: list[list[Detection]], old: list[list[Detection]]) -
     }
 
 
+def agreement(new: list[list[Detection]], old: list[list[Detection]]) -> dict:
+    """Whether two detectors found the same faces: images whose face counts differ, and the largest
+    difference in px of any box side or landmark coordinate (faces paired in confidence order)."""
+    pairs = [(a, b) for faces_a, faces_b in zip(new, old, strict=True) for a, b in zip(faces_a, faces_b, strict=False)]
+    return {
+        "images": len(new),
+        "faces": sum(len(faces) for faces in new),
+        "images_with_other_counts": sum(len(a) != len(b) for a, b in zip(new, old, strict=True)),
+        "max_box_px": max((float(np.abs(np.subtract(a.box, b.box)).max()) for a, b in pairs), default=0.0),
+        "max_landmark_px": max((float(np.abs(a.landmarks - b.landmarks).max()) for a, b in pairs), default=0.0),
+    }
+
+
 def markdown(report: dict) -> str:
-    detectors = [name for name in ("new", "baseline") if name in report["speed"]]
+    detectors = [name for name in ("new", "keras", "baseline") if name in report["speed"]]
     lines = [
         "# Face detection + alignment speed",
         "",
@@ -229,7 +246,8 @@ def markdown(report: dict) -> str:
         f"after: `{report['load_after']}`. Times are `detect_and_extract(detector, [photo], {CROP_SIZE})` "
         f"in ms over {report['repeats']} runs, the detectors taking turns (batch: per chip). CPU is the "
         "process time (all threads): on a shared machine it shows the work done where wall time shows the wait. "
-        f"The new detector shrinks photos to a {report['new_detector_max_short_side']} px short side.",
+        f"The new detector shrinks photos to a {report['new_detector_max_short_side']} px short side and runs "
+        f"the networks on {report['new_detector_runtime']}; keras is the same detector on TensorFlow's graphs.",
         "",
         "| case | " + " | ".join(f"{d} median | {d} p95 | {d} CPU" for d in detectors) + " |",
         "|---|" + "---|---|---|" * len(detectors),
@@ -251,6 +269,9 @@ def markdown(report: dict) -> str:
     ]
     for label, cell in rows:
         lines.append(f"| {label} | " + " | ".join(str(cell(report["recall"][d])) for d in detectors) + " |")
+    lines += ["", "## New vs keras: the same faces? (max px over boxes and landmarks)", ""]
+    for name, same in report["new_vs_keras"].items():
+        lines.append(f"- {name}: `{json.dumps(same)}`")
     if "landmarks_new_vs_baseline" in report:
         lines += ["", "## Landmarks, new vs baseline (mean px distance over the 5 points)", ""]
         for name, agreement in report["landmarks_new_vs_baseline"].items():
@@ -280,7 +301,7 @@ def main(argv: list[str] | None = None) -> dict:
     chip_images = [read_rgb(path) for path in chip_paths]
     photos["chip_200_single"] = chip_images[0]
 
-    detectors = {"new": FaceDetector()}
+    detectors = {"new": FaceDetector(), "keras": FaceDetector(runtime="keras")}
     if args.baseline:
         detectors["baseline"] = BaselineDetector()
     report = {
@@ -288,6 +309,7 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "repeats": args.repeats,
         "new_detector_max_short_side": MAX_SHORT_SIDE,
+        "new_detector_runtime": detectors["new"].runtime,
         "recall": {},
     }
     print("speed (ms)", flush=True)
@@ -297,6 +319,14 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{name}: recall", flush=True)
         report["recall"][name], raw[name] = recall(detector, chip_images, photos, placed)
         print(f"  {json.dumps(report['recall'][name])}", flush=True)
+    report["new_vs_keras"] = {
+        "chips": agreement(raw["new"]["chips"], raw["keras"]["chips"]),
+        "photos": agreement(
+            [detectors["new"].detect(photo) for photo in photos.values()],
+            [detectors["keras"].detect(photo) for photo in photos.values()],
+        ),
+    }
+    print(json.dumps(report["new_vs_keras"]), flush=True)
     if args.baseline:
         report["landmarks_new_vs_baseline"] = {
             "chips": landmark_agreement(raw["new"]["chips"], raw["baseline"]["chips"]),

@@ -51,6 +51,7 @@ MAX_SHORT_SIDE = 20 * MIN_FACE_SIZE  # the default: the smallest face promised i
 # then overlapping boxes are suppressed.
 PNET_WINDOW, PNET_STRIDE, SCALE_FACTOR = 12, 2, 0.709
 PNET_NMS_PER_SCALE, PNET_NMS, RNET_NMS, ONET_NMS = 0.5, 0.7, 0.7, 0.7
+PNET_PLANNED_SHAPES = 32  # TFLite interpreters kept for PNet, one per input shape (ml.tflite)
 
 
 @dataclass(frozen=True)
@@ -136,20 +137,34 @@ class FaceDetector:
         device: str | None = None,
         max_short_side: int = MAX_SHORT_SIDE,
         retries: tuple[Retry, ...] | None = None,
+        runtime: str | None = None,
     ):
+        """``runtime``: "tflite" (the default on a CPU) or "keras" (TensorFlow's graphs: on a GPU, and
+        the reference the TFLite path is tested against)."""
         import tensorflow as tf  # imported here so that `import ml` stays light
         from mtcnn.stages import StageONet, StagePNet, StageRNet
 
         if device is None:
             device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
+        self.runtime = runtime or ("keras" if "GPU" in device.upper() else "tflite")
+        if self.runtime not in ("tflite", "keras"):
+            raise ValueError(f"runtime must be 'tflite' or 'keras', not {runtime!r}")
         self._on_device = partial(tf.device, device)
         self.min_confidence = min_confidence
         self.max_short_side = max_short_side
         self.retries = DEFAULT_RETRIES if retries is None else tuple(retries)
         with self._on_device():
-            self._pnet = _compile(tf, StagePNet().model, (None, None, 3))
-            self._rnet = _compile(tf, StageRNet().model, (24, 24, 3))
-            self._onet = _compile(tf, StageONet().model, (48, 48, 3))
+            if self.runtime == "tflite":
+                from ml.tflite import LiteNetwork
+
+                # PNet sees about ten sizes per photo size (its pyramid): keep those of a few photo sizes planned.
+                self._pnet = LiteNetwork(StagePNet().model, (None, None, 3), max_shapes=PNET_PLANNED_SHAPES)
+                self._rnet = LiteNetwork(StageRNet().model, (24, 24, 3))
+                self._onet = LiteNetwork(StageONet().model, (48, 48, 3))
+            else:
+                self._pnet = _compile(tf, StagePNet().model, (None, None, 3))
+                self._rnet = _compile(tf, StageRNet().model, (24, 24, 3))
+                self._onet = _compile(tf, StageONet().model, (48, 48, 3))
         self._crop_and_resize = tf.image.crop_and_resize
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
@@ -232,7 +247,7 @@ class FaceDetector:
         for scale in _pyramid_scales(*normalized.shape[1:3]):
             size = (int(normalized.shape[2] * scale), int(normalized.shape[1] * scale))
             level = np.stack([cv2.resize(image, size, interpolation=cv2.INTER_AREA) for image in normalized])
-            offsets, scores = (t.numpy() for t in self._pnet(level))
+            offsets, scores = self._pnet(level)
             boxes = _pnet_boxes(offsets, scores[..., 1], scale, threshold)
             candidates.append(_nms(boxes, PNET_NMS_PER_SCALE, "union"))
         if not candidates:  # under 20 px: no face fits
@@ -243,7 +258,7 @@ class FaceDetector:
         """RNet re-scores and refines the candidates on 24 x 24 crops."""
         if len(boxes) == 0:
             return boxes
-        offsets, scores = (t.numpy() for t in self._rnet(self._patches(normalized, boxes, 24)))
+        offsets, scores = self._rnet(self._patches(normalized, boxes, 24))
         boxes = _refine(boxes, offsets, scores[:, 1])
         keep = boxes[:, 5] > threshold
         return _square(_nms(boxes[keep], RNET_NMS, "union"))
@@ -252,7 +267,7 @@ class FaceDetector:
         """ONet's final boxes and landmarks on 48 x 48 crops: rows of (image, box, score, 5 x and 5 y)."""
         if len(boxes) == 0:
             return np.empty((0, 16))
-        offsets, landmarks, scores = (t.numpy() for t in self._onet(self._patches(normalized, boxes, 48)))
+        offsets, landmarks, scores = self._onet(self._patches(normalized, boxes, 48))
         widths = boxes[:, 3:4] - boxes[:, 1:2] + 1
         heights = boxes[:, 4:5] - boxes[:, 2:3] + 1
         xs = widths * landmarks[:, :5] + boxes[:, 1:2] - 1
@@ -373,11 +388,12 @@ def _detections(rows: np.ndarray, min_confidence: float) -> list[Detection]:
 
 
 def _compile(tf, model, input_shape: tuple[int | None, ...]):
-    """A network as one graph for any batch (and, for PNet, image) size: traced once, then
-    called as a concrete function, which skips ``tf.function``'s per-call argument matching
-    (about 0.5 ms a call, a dozen calls a photo)."""
+    """A network as one TensorFlow graph for any batch (and, for PNet, image) size, returning its
+    outputs as arrays: traced once, then called as a concrete function, which skips ``tf.function``'s
+    per-call argument matching (about 0.5 ms a call, a dozen calls a photo)."""
     signature = [tf.TensorSpec((None, *input_shape), tf.float32)]
-    return tf.function(lambda x: model(x, training=False), input_signature=signature).get_concrete_function()
+    graph = tf.function(lambda x: model(x, training=False), input_signature=signature).get_concrete_function()
+    return lambda batch: [output.numpy() for output in graph(batch)]
 
 
 def _normalize(images: np.ndarray) -> np.ndarray:

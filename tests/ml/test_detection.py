@@ -121,6 +121,72 @@ def test_a_larger_max_short_side_finds_small_faces_in_big_photos(detector, astro
     np.testing.assert_allclose((x + w / 2, y + h / 2), (900 + 224 * 160 / 512, 700 + 118 * 160 / 512), atol=5)
 
 
+# --- TFLite (the CPU default) against TensorFlow's graphs ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keras_detector() -> FaceDetector:
+    return FaceDetector(runtime="keras")
+
+
+def assert_same_faces(found: list[list[Detection]], reference: list[list[Detection]]):
+    """The same number of faces per image, each within a pixel of the reference's (confidence order)."""
+    assert [len(faces) for faces in found] == [len(faces) for faces in reference]
+    for faces, expected in zip(found, reference, strict=True):
+        for face, other in zip(faces, expected, strict=True):
+            np.testing.assert_allclose(face.box, other.box, atol=1)
+            np.testing.assert_allclose(face.landmarks, other.landmarks, atol=1)
+            assert face.confidence == pytest.approx(other.confidence, abs=1e-3)
+            assert face.retry == other.retry
+
+
+def test_on_a_cpu_the_networks_run_on_tflite(detector, keras_detector):
+    assert (detector.runtime, keras_detector.runtime) == ("tflite", "keras")
+    with pytest.raises(ValueError, match="runtime"):
+        FaceDetector(runtime="onnx")
+
+
+def test_tflite_finds_the_faces_keras_finds_in_photos(detector, keras_detector, astronaut):
+    two_faces = np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)  # 1024 x 512, shrunk to 800 x 400
+    photos = [astronaut, cv2.resize(astronaut, (640, 427)), two_faces, np.full((480, 640, 3), 128, np.uint8)]
+
+    found = [detector.detect(photo) for photo in photos]
+
+    assert [len(faces) for faces in found] == [1, 1, 2, 0]
+    assert_same_faces(found, [keras_detector.detect(photo) for photo in photos])
+
+
+def test_tflite_finds_the_faces_keras_finds_in_utkface_chips(detector, keras_detector, utkface_dir):
+    images = chips(utkface_dir, 64, start=5, step=353)  # a batch of 64: PNet and RNet see large batches
+    images += [load_rgb(utkface_dir / "images" / HARD_CASES[0][1])]  # found by the retry
+
+    found = detector.detect_batch(images)
+
+    assert sum(bool(faces) for faces in found) >= 60 and found[-1][0].retry == LOWERED.name
+    assert_same_faces(found, keras_detector.detect_batch(images))
+
+
+def test_a_lite_network_gives_the_keras_outputs_for_any_shape_in_any_order():
+    import tensorflow as tf
+    from mtcnn.stages import StagePNet
+
+    from ml.tflite import LiteNetwork
+
+    model = StagePNet().model
+    lite = LiteNetwork(model, (None, None, 3), max_shapes=2)  # three shapes: one is always planned again
+    rng = np.random.default_rng(0)
+    batches = [
+        rng.uniform(-1, 1, shape).astype(np.float32) for shape in [(1, 40, 30, 3), (2, 12, 12, 3), (3, 64, 64, 3)]
+    ]
+
+    for batch in batches + batches[::-1]:
+        outputs = lite(batch)
+        expected = [t.numpy() for t in model(tf.constant(batch), training=False)]
+        assert [o.shape for o in outputs] == [e.shape for e in expected]
+        for output, reference in zip(outputs, expected, strict=True):
+            np.testing.assert_allclose(output, reference, atol=1e-5)
+
+
 # --- the retry on photos without a face ----------------------------------------------------
 
 # Val photos the first pass misses (a baby's close-up, a faded Korean print): the retry finds them.
