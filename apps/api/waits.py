@@ -4,8 +4,9 @@ The DRF view (``PredictionDetailApi``) stays what answers: authentication, the q
 lookup, the JSON and every error are its own, called through ``sync_to_async``. This view only
 decides when to call it: once when the client does not ask to wait; otherwise it subscribes to the
 upload's changes first (``apps.uploads.events``), then calls it, and while the upload is unfinished
-calls it again at each change until it finishes or the wait is over: no change is missed, and
-nothing polls SQL meanwhile.
+waits for its changes. A change that is a step of the pipeline (claimed, faces found) costs one
+indexed lookup, not an answer; the view answers again once the upload finishes, or when the wait is
+over and something changed since the last answer. No change is missed, and nothing polls SQL.
 """
 
 import time
@@ -16,6 +17,7 @@ from apps.api.apis import PredictionDetailApi
 from apps.api.serializers import PredictionWaitInputSerializer
 from apps.uploads.events import SUBSCRIBE_TIMEOUT_SECONDS, upload_changes
 from apps.uploads.models import Upload
+from apps.uploads.selectors import upload_is_unfinished
 from mairror.request_threads import run_sync_then_release
 
 UNFINISHED = {Upload.Status.PENDING, Upload.Status.PROCESSING}
@@ -33,13 +35,19 @@ async def prediction_detail(request, prediction_id):
     async with upload_changes(
         prediction_id, subscribe_timeout=min(SUBSCRIBE_TIMEOUT_SECONDS, max(wait, 1.0))
     ) as changes:
-        while True:
-            response = await _answer(request, prediction_id)  # subscribed first: a change from now on wakes us
+        response = await _answer(request, prediction_id)  # subscribed first: a change from now on wakes us
+        stale = False  # something changed since ``response`` was read
+        while _unfinished(response):
             remaining = deadline - time.monotonic()
-            if not _unfinished(response) or remaining <= 0:
-                return response
-            if not await changes.wait(remaining):
-                return response  # no change since it was read: still as it was
+            if remaining > 0 and await changes.wait(remaining):
+                if await run_sync_then_release(upload_is_unfinished, upload_id=prediction_id):
+                    stale = True  # a step, not the end
+                    continue
+            elif not stale:
+                break  # the wait is over, and the upload is as it was read
+            response = await _answer(request, prediction_id)
+            stale = False
+        return response
 
 
 # drf-spectacular documents a URL through its view class: this view is that class's, waiting aside.

@@ -170,10 +170,12 @@ def faces_estimate(*, face_ids: list[str], upload_id) -> None:
     except (FileNotFoundError, UnreadableImageError):
         upload_fail(upload_id=upload_id, reason=PHOTO_GONE_FOR_NEW_MODEL)
         return
-    started = time.perf_counter()
+    rows, estimation_ms = [], 0.0
     if crops:
         pipeline = face_pipeline()
+        started = time.perf_counter()
         estimates, age_probabilities, female = pipeline.estimate_with_outputs(np.stack([crop.crop for crop in crops]))
+        estimation_ms = (time.perf_counter() - started) * 1000  # the model alone, as detection_ms is the detector
         face_documents_record_outputs(
             face_ids=[crop.id for crop in crops],
             model_version=pipeline.model_version,
@@ -184,9 +186,6 @@ def faces_estimate(*, face_ids: list[str], upload_id) -> None:
             _face_estimate(upload, crop, age, gender, pipeline.model_version)
             for crop, (age, gender) in zip(crops, estimates, strict=True)
         ]
-    else:
-        rows = []
-    estimated = time.perf_counter()
     with transaction.atomic():
         FaceEstimate.objects.bulk_create(
             rows,
@@ -195,7 +194,7 @@ def faces_estimate(*, face_ids: list[str], upload_id) -> None:
             update_fields=RESULT_FIELDS,
         )
         FaceEstimate.objects.filter(upload=upload).exclude(face_index__in=[row.face_index for row in rows]).delete()
-        upload_finish(upload=upload, timings={"estimation_ms": (estimated - started) * 1000})
+        upload_finish(upload=upload, timings={"estimation_ms": estimation_ms})
 
 
 def upload_erase(*, upload: Upload) -> None:

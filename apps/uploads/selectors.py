@@ -16,6 +16,11 @@ def upload_get(*, upload_id) -> Upload | None:
     return Upload.objects.filter(pk=upload_id).first()
 
 
+def upload_is_unfinished(*, upload_id) -> bool:
+    """Pending or processing (one indexed lookup): what a waiting client checks at each change."""
+    return Upload.objects.filter(pk=upload_id, status__in=(Upload.Status.PENDING, Upload.Status.PROCESSING)).exists()
+
+
 def upload_ids_existing(*, upload_ids) -> set[str]:
     """Which of these upload ids still have their upload."""
     return {str(pk) for pk in Upload.objects.filter(pk__in=upload_ids).values_list("pk", flat=True)}

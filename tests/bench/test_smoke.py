@@ -51,9 +51,11 @@ def test_upload_sanitize(tmp_path):
 def test_pipeline_latency_starts_the_stack_as_production_runs_it(tmp_path):
     """DEBUG off with its own secret key (gunicorn refuses the development key) and no rate limit."""
     run_bench("pipeline_latency.py", "--smoke", "--out", str(tmp_path))
-    report = json.loads((tmp_path / "pipeline_latency.json").read_text())
-    assert report["latency_ms"]["n"] == 1 and report["latency_ms"]["faces_found"] == [1]
-    assert report["throughput"]["photos"] == report["throughput"]["done"] == 2
+    [run] = json.loads((tmp_path / "pipeline_latency.json").read_text())["runs"]
+    assert run["worker_processes"] == 1
+    assert run["latency_ms"]["n"] == 1 and run["latency_ms"]["faces_found"] == [1]
+    assert run["latency_ms"]["breakdown_p50"]["detection_ms"] > 0
+    assert run["throughput"]["photos"] == run["throughput"]["done"] == 2
     assert "latency p50" in (tmp_path / "pipeline_latency.md").read_text()
 
 

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
+from apps.api import waits
 from apps.uploads.models import Upload
-from apps.uploads.services import upload_delete, upload_finish, upload_start_processing
+from apps.uploads.services import upload_delete, upload_finish, upload_record_timings, upload_start_processing
 from tests.support import change_later, make_client, photo_file
 
 LIST_URL = "/api/v1/predictions"
@@ -45,6 +46,26 @@ def test_a_waiting_client_gets_the_result_as_soon_as_the_upload_finishes(client,
     assert response.status_code == 200
     assert response.json()["status"] == "done"
     assert 0.4 < seconds < 1.5  # woken by the event, long before the wait was over
+
+
+def test_the_steps_of_the_pipeline_cost_no_answer_only_its_end_does(client, pending, monkeypatch):
+    """Claimed, then faces found, then done: the DRF view answers at the start and at the end only."""
+    answers = []
+    detail = waits._detail
+    monkeypatch.setattr(waits, "_detail", lambda *args, **kwargs: answers.append(1) or detail(*args, **kwargs))
+    upload = Upload.objects.get(pk=pending.pk)
+    changed = change_later(
+        0.2,
+        lambda: upload_start_processing(upload_id=pending.pk),
+        lambda: upload_record_timings(upload=upload, timings={"detection_ms": 1.0}, faces_found=1),
+        lambda: upload_finish(upload=Upload.objects.get(pk=pending.pk), timings={"estimation_ms": 1.0}),
+    )
+
+    response = client.get(f"{LIST_URL}/{pending.pk}", {"wait": "10"})
+
+    changed.join()
+    assert response.json()["status"] == "done"
+    assert len(answers) == 2
 
 
 def test_a_step_that_does_not_finish_the_upload_keeps_the_client_waiting(client, pending):
