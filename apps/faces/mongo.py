@@ -2,6 +2,10 @@
 
 MongoClient is not fork-safe, and Celery's prefork pool and gunicorn fork after import: the
 client is created on first use and keyed by process id, so a forked child makes its own.
+
+Writes are journaled (``j=True``): acknowledged means on disk, so a MongoDB crash right after a
+detection step loses none of its faces (SecantusDB fsyncs its log for such a write; without it a
+SIGKILL lost acknowledged documents). On a replica set, put ``w=majority`` in MONGO_URL as well.
 """
 
 import functools
@@ -20,7 +24,7 @@ def faces_collection() -> Collection:
 
 @functools.cache
 def _faces_collection(url: str, database: str, pid: int) -> Collection:
-    collection = MongoClient(url, tz_aware=True)[database][FACES_COLLECTION]
+    collection = MongoClient(url, tz_aware=True, journal=True)[database][FACES_COLLECTION]
     # One document per face of an upload: a redelivered detection task upserts, never duplicates.
     collection.create_index([("upload_id", ASCENDING), ("face_index", ASCENDING)], unique=True)
     return collection

@@ -132,6 +132,14 @@ def prediction_pipeline_start(*, upload_id) -> None:
         raise PredictionUnavailable(QUEUE_UNAVAILABLE) from error
 
 
+def _pipeline_restart(*, upload_id) -> None:
+    """Queue an upload's pipeline again from inside a task; a broker error is retried like any other (UploadTask)."""
+    try:
+        prediction_pipeline_start(upload_id=upload_id)
+    except PredictionUnavailable as error:
+        raise error.__cause__ from error
+
+
 def _pipeline_start_or_discard(*, upload_id) -> None:
     """Queue a new upload; if the broker is down, delete it again (file and row): the client is told
     to send it later, and a photo kept unanalysed would only be found by the sweeper minutes later."""
@@ -169,6 +177,17 @@ def faces_estimate(*, face_ids: list[str], upload_id) -> None:
         crops = face_crops_for_model(upload=upload, face_ids=face_ids)
     except (FileNotFoundError, UnreadableImageError):
         upload_fail(upload_id=upload_id, reason=PHOTO_GONE_FOR_NEW_MODEL)
+        return
+    if len(crops) != len(set(face_ids)):
+        # MongoDB lost faces it had acknowledged (a crash): find them again rather than finish with
+        # fewer. The detection claims the upload once more, so MAX_PROCESSING_ATTEMPTS bounds this.
+        logger.warning(
+            "upload %s: %d of %d faces are gone from MongoDB, detecting again",
+            upload_id,
+            len(set(face_ids)) - len(crops),
+            len(set(face_ids)),
+        )
+        _pipeline_restart(upload_id=upload_id)
         return
     rows, estimation_ms = [], 0.0
     if crops:

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -28,20 +29,22 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
+from apps.faces.services import face_documents_store
 from apps.predictions.models import FaceEstimate
 from apps.predictions.services import QUEUE_UNAVAILABLE, PredictionUnavailable
+from apps.predictions.tasks import faces_estimate as faces_estimate_task
 from apps.telegram import tasks
 from apps.telegram.models import TelegramUpdate
 from apps.telegram.services import telegram_update_handle
 from apps.uploads.models import Upload
-from apps.uploads.services import upload_create
+from apps.uploads.services import upload_create, upload_start_processing
 from apps.uploads.tasks import INFRASTRUCTURE_FAILURE
 from devtools import devstack
 from mairror.settings import BASE_DIR
 from tests.apps.telegram.fake_bot_api import FakeBotApi
 from tests.apps.telegram.support import SECRET, TOKEN, WEBHOOK_URL, chat_of, photo_update
 from tests.conftest import TEST_MONGO_DB
-from tests.support import app_env, celery_publishing_to, stored_files, wait_until_finished
+from tests.support import app_env, celery_publishing_to, make_face, stored_files, wait_until_finished
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -275,6 +278,41 @@ def test_mongo_down_for_good_ends_failed_with_a_reason(api, one_face_jpeg):
     assert upload.finished_at is not None
     assert api.log_since(log_offset).count("retry: Retry in") == TASK_RETRIES
     assert not FaceEstimate.objects.filter(upload=upload).exists()
+
+
+def test_faces_acknowledged_just_before_a_mongo_crash_survive_it(api):
+    """Journaled writes: SIGKILL right after the detection step's write loses none of its faces."""
+    upload_ids = [str(uuid.uuid4()) for _ in range(10)]
+    with override_settings(MONGO_URL=api.mongo.url, MONGO_DB=TEST_MONGO_DB):
+        for upload_id in upload_ids:
+            face_documents_store(
+                upload_id=upload_id, faces=[make_face(0), make_face(1)], model_version="ag-test", first_run=True
+            )
+    api.mongo.kill()
+    api.restart_mongo()
+
+    assert api.faces().count_documents({"upload_id": {"$in": upload_ids}}) == 20
+
+
+def test_a_face_mongo_lost_sends_the_upload_back_to_detection_not_to_done(api, one_face_jpeg):
+    """The estimation step is handed a face id MongoDB no longer has (it lost an acknowledged write in a
+    crash): the worker detects the photo again and finishes it with its face, never "done, 0 faces"."""
+    with override_settings(MEDIA_ROOT=str(api.media), MONGO_URL=api.mongo.url, MONGO_DB=TEST_MONGO_DB):
+        upload = upload_create(image=SimpleUploadedFile("a.jpg", one_face_jpeg), channel=Upload.Channel.API)
+        upload_start_processing(upload_id=upload.pk)  # the detection step's claim
+        face_ids = face_documents_store(
+            upload_id=str(upload.pk), faces=[make_face(0)], model_version="ag-test", first_run=True
+        )
+    api.faces().delete_many({"upload_id": str(upload.pk)})  # what the crash took
+
+    with celery_publishing_to(api.redis.url):
+        faces_estimate_task.delay(face_ids, str(upload.pk))
+    upload = wait_until_finished(upload.pk)
+
+    assert upload.status == Upload.Status.DONE, upload.failure_reason
+    assert FaceEstimate.objects.filter(upload=upload).count() == upload.faces_found == 1
+    assert api.faces().count_documents({"upload_id": str(upload.pk)}) == 1
+    assert upload.processing_attempts == 4  # claim, estimation (refused), detection again, estimation
 
 
 # --- storage, on the worker's side ------------------------------------------------------------------
