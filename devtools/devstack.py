@@ -372,16 +372,36 @@ class _Stop(BaseException):
     KeyboardInterrupt, slips past ``except Exception``)."""
 
 
+@dataclass
+class _Supervised:
+    """A service ``make run`` restarts when it dies on its own; ``restarted_at``: when, recently."""
+
+    service: Service
+    restart: Callable[[], Service]
+    restarted_at: list[float]
+
+
 def run(var: Path = REPO_ROOT / "var") -> int:
-    """Start the whole app on embedded services; block until Ctrl-C or SIGTERM, then stop it all."""
+    """Start the whole app on embedded services; block until Ctrl-C or SIGTERM, then stop it all.
+
+    A service that dies meanwhile is started again on its port (``_watch``), so the app recovers
+    without the user: clients reconnect, and a task that was running retries (UploadTask).
+    """
     for sub in ("redis", "mongo", "media", "log"):
         (var / sub).mkdir(parents=True, exist_ok=True)
     env_file = var / "devstack.env"
     wrote_env_file = False
-    services: list[Service] = []
+    supervised: list[_Supervised] = []
 
     def on_sigterm(signum, frame):
         raise _Stop
+
+    def keep(start: Callable[..., Service], **kwargs) -> Service:
+        service = start(**kwargs)
+        port = _port_of(service.url)
+        again = {**kwargs, "port": port} if port is not None else kwargs
+        supervised.append(_Supervised(service, lambda: start(**again), []))
+        return service
 
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
@@ -395,8 +415,7 @@ def run(var: Path = REPO_ROOT / "var") -> int:
                 print(f"{key} is set: using it instead of an embedded {name}")
             else:
                 print(f"starting {name} ...", flush=True)
-                services.append(start(var / name, log_file=var / "log" / f"{name}.log"))
-                env[key] = services[-1].url
+                env[key] = keep(start, data_dir=var / name, log_file=var / "log" / f"{name}.log").url
         _write_env_file(env_file, env)
         wrote_env_file = True
 
@@ -406,12 +425,17 @@ def run(var: Path = REPO_ROOT / "var") -> int:
 
         port = _web_port()
         print("starting the Celery worker (queues celery,ml, with beat) and the web server ...", flush=True)
-        services.append(
-            start_worker(app_env, "celery,ml", 1, var / "log" / "worker.log", beat_schedule=var / "celerybeat-schedule")
+        keep(
+            start_worker,
+            env=app_env,
+            queues="celery,ml",
+            concurrency=1,
+            log_file=var / "log" / "worker.log",
+            beat_schedule=var / "celerybeat-schedule",
         )
-        services.append(start_web(app_env, port, var / "log" / "web.log"))
+        keep(start_web, env=app_env, port=port, log_file=var / "log" / "web.log")
         print(f"\nMairror is running at http://{HOST}:{port}/  (logs: {var / 'log'}/; Ctrl-C stops)", flush=True)
-        return _watch(services)
+        return _watch(supervised)
     except (KeyboardInterrupt, _Stop):
         return 0
     except (ServiceError, subprocess.CalledProcessError) as error:
@@ -421,12 +445,19 @@ def run(var: Path = REPO_ROOT / "var") -> int:
         # A second Ctrl-C must not cut shutdown short and orphan the rest.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if services:
+        if supervised:
             print("\nstopping ...", flush=True)
-        for service in reversed(services):
-            service.stop()
+        for entry in reversed(supervised):
+            entry.service.stop()
         if wrote_env_file:
             env_file.unlink(missing_ok=True)  # its ports are dead now; nobody should connect to them
+
+
+def _port_of(url: str) -> int | None:
+    """The port of a service's URL (``redis://127.0.0.1:6390/0``); None for the worker, whose url is its name."""
+    address = url.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = address.rpartition(":")
+    return int(port) if host == HOST and port.isdigit() else None
 
 
 def _web_port() -> int:
@@ -450,22 +481,53 @@ def _write_env_file(path: Path, env: dict[str, str]) -> None:
         out.writelines(f"{key}={value}\n" for key, value in sorted(env.items()))
 
 
-def _watch(services: list[Service]) -> int:
-    """Block until interrupted; if a service dies on its own, say so and fail."""
+# A service that dies this often within the window is broken, not unlucky: ``make run`` gives up.
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 600.0
+
+
+def _watch(supervised: list[_Supervised], poll_seconds: float = 1.0) -> int:
+    """Block until interrupted, starting again each service that dies on its own; return 1 once one has
+    died MAX_RESTARTS times within RESTART_WINDOW_SECONDS (or cannot be started again that often)."""
     while True:
-        for service in services:
-            code = service.process.poll()
-            if code is not None:
-                print(f"devstack: {service.name} exited with code {code}; see {service.log_file}", file=sys.stderr)
+        for entry in supervised:
+            code = entry.service.process.poll()
+            if code is None:
+                continue
+            name, log = entry.service.name, entry.service.log_file
+            now = time.monotonic()
+            entry.restarted_at = [t for t in entry.restarted_at if now - t < RESTART_WINDOW_SECONDS]
+            if len(entry.restarted_at) >= MAX_RESTARTS:
+                print(
+                    f"devstack: {name} exited with code {code}, the {MAX_RESTARTS + 1}th time in "
+                    f"{RESTART_WINDOW_SECONDS / 60:.0f} minutes; giving up. See {log}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 return 1
-        time.sleep(1)
+            entry.restarted_at.append(now)
+            print(
+                f"devstack: {name} exited with code {code}; starting it again "
+                f"({len(entry.restarted_at)} of at most {MAX_RESTARTS} in {RESTART_WINDOW_SECONDS / 60:.0f} "
+                f"minutes; see {log})",
+                file=sys.stderr,
+                flush=True,
+            )
+            entry.service.stop()  # whatever of its process group is left (a Celery or gunicorn child)
+            try:
+                entry.service = entry.restart()
+            except ServiceError as error:
+                print(f"devstack: {name} did not start again: {error}", file=sys.stderr, flush=True)
+                continue  # still dead: the next round counts another restart
+            print(f"devstack: {name} is back ({entry.service.url})", file=sys.stderr, flush=True)
+        time.sleep(poll_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.devstack", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["run"], help="run: the whole app on embedded services (make run)")
-    parser.parse_args(argv)
-    return run()
+    parser.add_argument("--var", type=Path, default=REPO_ROOT / "var", help="where its data and logs live (var/)")
+    return run(parser.parse_args(argv).var)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 Needs no Django settings: run alone with ``pytest tests/devtools/test_devstack.py -p no:django``.
 """
 
+import io
 import os
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 
@@ -211,3 +213,75 @@ def test_unready_service_is_stopped_and_reported(tmp_path, monkeypatch):
         devstack.start_redis(tmp_path / marker, timeout=1)
     result = subprocess.run(["pgrep", "-f", marker], capture_output=True)
     assert result.returncode == 1, "the unready redis-server is still running"
+
+
+def processes_with(argument: str) -> list[int]:
+    """Pids of the processes whose command line holds ``argument``."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    if argument.encode() in cmdline.read().split(b"\0"):
+                        pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+def test_make_run_starts_a_crashed_service_again_and_the_photo_in_flight_finishes(tmp_path):
+    """SIGKILL the embedded MongoDB right after a photo is accepted: devstack starts it again on its
+    port, the detection step's retry reaches it, and the photo is analysed within a minute."""
+    import httpx
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    env = {**os.environ, "PORT": str(devstack.free_port())}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "devtools.devstack", "run", "--var", str(tmp_path)],
+        cwd=devstack.REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(iter(run.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        assert eventually(lambda: any("Mairror is running at" in line for line in output), 240), "".join(output)
+        stack_env = dict(line.strip().split("=", 1) for line in (tmp_path / "devstack.env").read_text().splitlines())
+        created = subprocess.run(
+            [sys.executable, "manage.py", "create_api_key", "devstack-test"],
+            cwd=devstack.REPO_ROOT,
+            env={**env, **stack_env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        headers = {"Authorization": f"Api-Key {created.stdout.strip().splitlines()[-1]}"}
+        buffer = io.BytesIO()
+        Image.fromarray(np.asarray(skimage.data.astronaut())).save(buffer, format="JPEG")
+        [mongo] = processes_with(str(tmp_path / "mongo" / "db"))
+
+        with httpx.Client(base_url=f"http://127.0.0.1:{env['PORT']}", headers=headers, timeout=90) as client:
+            accepted = client.post("/api/v1/predictions", files={"image": ("a.jpg", buffer.getvalue(), "image/jpeg")})
+            assert accepted.status_code == 202, accepted.text
+            os.kill(mongo, signal.SIGKILL)
+            killed = time.monotonic()
+            result = client.get(f"/api/v1/predictions/{accepted.json()['id']}", params={"wait": 60}).json()
+
+        assert result["status"] == "done", result
+        assert len(result["faces"]) == 1
+        assert time.monotonic() - killed < 60
+        log = "".join(output)
+        assert "devstack: mongo exited with code -9; starting it again (1 of at most 5" in log, log
+        assert "devstack: mongo is back" in log
+        assert run.poll() is None  # the rest kept running
+    finally:
+        run.send_signal(signal.SIGTERM)
+        run.wait(60)
+    assert not processes_with(str(tmp_path / "mongo" / "db"))
