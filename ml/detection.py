@@ -13,6 +13,19 @@ But we drive the networks ourselves, because the library's driver was slow and f
   resulting ``InvalidArgumentError`` made it return no faces at all (for a whole batch).
   The pyramid here stops at 12 px, so no input can make a stage fail.
 
+On a CPU the three networks then run on TensorFlow Lite with XNNPACK (:mod:`ml.tflite`,
+converted in memory when the detector loads: 2.3-2.6 s instead of 0.5, but the first photo
+then takes 60 ms instead of 230; the process holds 90 MB more after loading, 70-130 MB
+more after photos of one to four sizes, PNet keeping :data:`PNET_PLANNED_SHAPES`
+interpreters planned). TensorFlow's graphs spent most of each call around the kernels: for
+a 640 px photo PNet's nine calls took 21 ms there and 6 ms in TFLite, RNet 6.4 ms and 3
+ms. ``detect_and_extract`` on a 640 x 640 photo went from 54.6 to 26.0 ms (median; CPU 63
+to 34 ms), on 640 x 427 from 58.4 to 26.7 ms (``bench/detection_speed.py``, both paths in
+turn, load ~1.5), with the same faces: on 500 UTKFace chips and four photos no box or
+landmark moved by a pixel (tests/ml/test_detection.py holds them within one). Feeding PNet
+the pyramid as one batch padded to the largest level instead was slower (39 against 11 ms:
+over four times the pixels). ``runtime="keras"`` (the default on a GPU) keeps the graphs.
+
 Size policy: a photo whose short side is over ``max_short_side`` px (by default
 :data:`MAX_SHORT_SIDE`, 400) is shrunk to that before detection, and boxes and landmarks
 are mapped back to the original pixels. The smallest face found is therefore
@@ -51,7 +64,7 @@ MAX_SHORT_SIDE = 20 * MIN_FACE_SIZE  # the default: the smallest face promised i
 # then overlapping boxes are suppressed.
 PNET_WINDOW, PNET_STRIDE, SCALE_FACTOR = 12, 2, 0.709
 PNET_NMS_PER_SCALE, PNET_NMS, RNET_NMS, ONET_NMS = 0.5, 0.7, 0.7, 0.7
-PNET_PLANNED_SHAPES = 32  # TFLite interpreters kept for PNet, one per input shape (ml.tflite)
+PNET_PLANNED_SHAPES = 20  # PNet's TFLite interpreters, one per input shape: two photo sizes' pyramids
 
 
 @dataclass(frozen=True)
@@ -157,7 +170,8 @@ class FaceDetector:
             if self.runtime == "tflite":
                 from ml.tflite import LiteNetwork
 
-                # PNet sees about ten sizes per photo size (its pyramid): keep those of a few photo sizes planned.
+                # PNet sees nine or ten input sizes per photo size (its pyramid); RNet and ONet one
+                # interpreter each, planned again when the number of candidates changes (~0.1 ms).
                 self._pnet = LiteNetwork(StagePNet().model, (None, None, 3), max_shapes=PNET_PLANNED_SHAPES)
                 self._rnet = LiteNetwork(StageRNet().model, (24, 24, 3))
                 self._onet = LiteNetwork(StageONet().model, (48, 48, 3))
