@@ -6,6 +6,7 @@ coroutine parked on a Redis subscription, not a server thread: thousands can wai
 (``mairror.sync_requests``). Never imports TensorFlow: the models live in the workers.
 """
 
+import asyncio
 import json
 import os
 import warnings
@@ -33,29 +34,58 @@ BODY_LIMIT_BYTES = 2 * settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES
 
 
 class BodyLimit:
-    """Answer 413 to a request whose body is (or, sent chunked, grows) longer than ``limit`` bytes."""
+    """Answer 413 to a request whose body is (or, sent chunked, grows) longer than ``limit`` bytes, and 408
+    to one whose body stops arriving for ``idle_seconds`` (a stalled or slowloris client), then drop it.
 
-    def __init__(self, app, limit: int):
+    A body being read costs a coroutine, not a thread, but without a bound a client that announces a
+    long body and sends nothing more would hold its connection for ever. Once the body is in, the
+    application's own reads (waiting for a disconnect while it answers) are left unbounded.
+    """
+
+    def __init__(self, app, limit: int, idle_seconds: float):
         self.app = app
         self.limit = limit
+        self.idle_seconds = idle_seconds
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
-            return await self._refuse(scope, send)
+            message = f"The request body is larger than {self.limit} bytes."
+            return await self._refuse(scope, send, 413, "file_too_large", message, {"max_bytes": self.limit})
         received = 0
-        refused = False
+        refused = body_done = False
 
         async def limited_receive():
-            nonlocal received, refused
-            message = await receive()
+            nonlocal received, refused, body_done
+            if body_done or refused:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.idle_seconds)
+            except TimeoutError:
+                refused = True
+                await self._refuse(
+                    scope,
+                    send,
+                    408,
+                    "request_timeout",
+                    f"No part of the request body came for {self.idle_seconds:g} s.",
+                )
+                return {"type": "http.disconnect"}
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > self.limit:
                     refused = True
-                    await self._refuse(scope, send)
+                    await self._refuse(
+                        scope,
+                        send,
+                        413,
+                        "file_too_large",
+                        f"The request body is larger than {self.limit} bytes.",
+                        {"max_bytes": self.limit},
+                    )
                     return {"type": "http.disconnect"}  # the application stops reading and answers nothing
             return message
 
@@ -65,18 +95,17 @@ class BodyLimit:
 
         return await self.app(scope, limited_receive, guarded_send)
 
-    async def _refuse(self, scope, send) -> None:
-        message = f"The request body is larger than {self.limit} bytes."
+    async def _refuse(self, scope, send, status: int, code: str, message: str, details: dict | None = None) -> None:
         if scope.get("path", "").startswith("/api/"):
-            body = json.dumps(
-                {"error": {"code": "file_too_large", "message": message, "details": {"max_bytes": self.limit}}}
-            ).encode()
+            body = json.dumps({"error": {"code": code, "message": message, "details": details or {}}}).encode()
             content_type = b"application/json"
         else:
             body, content_type = message.encode(), b"text/plain; charset=utf-8"
         headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": [*headers, (b"connection", b"close")]})
+        await send({"type": "http.response.start", "status": status, "headers": [*headers, (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
 
 
-application = BodyLimit(SyncRequestsInThreads(django_application), BODY_LIMIT_BYTES)
+application = BodyLimit(
+    SyncRequestsInThreads(django_application), BODY_LIMIT_BYTES, idle_seconds=settings.REQUEST_BODY_IDLE_SECONDS
+)

@@ -202,6 +202,8 @@ STORAGES = {
 # --- limits on what people send ---------------------------------------------------------------
 
 MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=15 * 1024 * 1024)
+# A request body that stops arriving for this long is answered 408 and its connection dropped (mairror.asgi).
+REQUEST_BODY_IDLE_SECONDS = env.float("REQUEST_BODY_IDLE_SECONDS", default=10.0)
 MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", default=40_000_000)
 # Smaller photos cannot hold a face MTCNN finds (its smallest window is 12 px).
 MIN_IMAGE_SIDE = env.int("MIN_IMAGE_SIDE", default=24)

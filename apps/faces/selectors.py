@@ -4,6 +4,8 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
+import pymongo
+import pymongo.errors
 from bson import ObjectId
 from PIL import Image
 
@@ -52,7 +54,27 @@ def _face_crop(document: dict) -> FaceCrop:
     )
 
 
+# A page asking for a crop gives MongoDB this long, not pymongo's 30 s server selection: a web
+# thread must not wait half a minute on a database that is down.
+FACE_READ_TIMEOUT_SECONDS = 3.0
+
+
+class FacesUnavailable(Exception):
+    """MongoDB did not answer a read of face documents in time (down, or hung); ``message`` is for people."""
+
+    message = "The face crops cannot be shown right now. Please try again in a minute."
+
+
 def face_crop_png(*, upload_id, face_index: int) -> bytes | None:
-    """The aligned crop of one face of an upload as PNG, or None when there is no such face."""
-    document = faces_collection().find_one({"upload_id": str(upload_id), "face_index": face_index}, {"crop_png": 1})
+    """The aligned crop of one face of an upload as PNG, or None when there is no such face.
+
+    Raises ``FacesUnavailable`` when MongoDB does not answer within FACE_READ_TIMEOUT_SECONDS.
+    """
+    try:
+        with pymongo.timeout(FACE_READ_TIMEOUT_SECONDS):
+            document = faces_collection().find_one(
+                {"upload_id": str(upload_id), "face_index": face_index}, {"crop_png": 1}
+            )
+    except (pymongo.errors.ConnectionFailure, pymongo.errors.ExecutionTimeout) as error:
+        raise FacesUnavailable(f"MongoDB did not answer within {FACE_READ_TIMEOUT_SECONDS:g} s") from error
     return document["crop_png"] if document else None

@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from django.utils.cache import patch_cache_control
 from django.utils.html import format_html
 
-from apps.faces.selectors import face_crop_png
+from apps.faces.selectors import FacesUnavailable, face_crop_png
 from apps.predictions.charts import bar_chart
 from apps.predictions.models import MAX_AGE, EstimateReview, FaceEstimate
 from apps.predictions.selectors import (
@@ -333,7 +333,10 @@ class FaceEstimateAdmin(KeepForTrainingActions, ReadOnlyAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         face = get_object_or_404(FaceEstimate, pk=face_id)
-        data = face_crop_png(upload_id=face.upload_id, face_index=face.face_index)
+        try:
+            data = face_crop_png(upload_id=face.upload_id, face_index=face.face_index)
+        except FacesUnavailable as error:
+            return HttpResponse(error.message, status=503, content_type="text/plain; charset=utf-8")
         if data is None:
             raise Http404("The face crop is gone.")
         return _image_response(data, "image/png")

@@ -17,7 +17,7 @@ from django.utils.cache import patch_cache_control
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.faces.selectors import face_crop_png
+from apps.faces.selectors import FacesUnavailable, face_crop_png
 from apps.predictions.services import PredictionUnavailable
 from apps.uploads.events import upload_changes
 from apps.uploads.images import UploadRejected, reject_oversized_body
@@ -157,7 +157,12 @@ def photo(request, upload_id):
 @require_GET
 def face_crop(request, upload_id, face_index: int):
     upload = _get_or_404(upload_id)
-    data = face_crop_png(upload_id=upload.pk, face_index=face_index)
+    try:
+        data = face_crop_png(upload_id=upload.pk, face_index=face_index)
+    except FacesUnavailable as error:
+        return HttpResponse(
+            error.message, status=503, content_type="text/plain; charset=utf-8", headers={"Retry-After": "30"}
+        )
     if data is None:
         raise Http404("No such face.")
     return _private_image(data, "image/png")

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 
 from mairror.asgi import BODY_LIMIT_BYTES, BodyLimit
 from mairror.middleware import AsyncWhiteNoiseMiddleware
@@ -51,7 +52,7 @@ def call(app, path: str, chunks: list[bytes], content_length: int | None) -> lis
 def test_a_body_announced_too_long_is_refused_unread_with_the_api_error_format():
     app = Recorder()
 
-    sent = call(BodyLimit(app, 100), "/api/v1/predictions", [b"x" * 10], content_length=10**9)
+    sent = call(BodyLimit(app, 100, idle_seconds=5), "/api/v1/predictions", [b"x" * 10], content_length=10**9)
 
     assert not app.called
     assert sent[0]["status"] == 413
@@ -61,7 +62,7 @@ def test_a_body_announced_too_long_is_refused_unread_with_the_api_error_format()
 def test_a_chunked_body_that_grows_too_long_is_cut_off():
     app = Recorder()
 
-    sent = call(BodyLimit(app, 100), "/", [b"x" * 60, b"x" * 60, b"x" * 60], content_length=None)
+    sent = call(BodyLimit(app, 100, idle_seconds=5), "/", [b"x" * 60, b"x" * 60, b"x" * 60], content_length=None)
 
     assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [413]
     assert len(app.body) <= 120
@@ -70,9 +71,67 @@ def test_a_chunked_body_that_grows_too_long_is_cut_off():
 def test_bodies_within_the_limit_reach_the_app():
     app = Recorder()
 
-    sent = call(BodyLimit(app, 100), "/", [b"x" * 50, b"x" * 50], content_length=100)
+    sent = call(BodyLimit(app, 100, idle_seconds=5), "/", [b"x" * 50, b"x" * 50], content_length=100)
 
     assert app.body == b"x" * 100 and sent[0]["status"] == 200
+
+
+def stalled_call(app, chunks: list[dict]) -> list[dict]:
+    """Deliver ``chunks``, then nothing (the client stalls with its connection open)."""
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/predictions", "headers": []}
+    sent = []
+
+    async def receive():
+        if chunks:
+            return chunks.pop(0)
+        await asyncio.Event().wait()  # never
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 5))
+    return sent
+
+
+def test_a_body_that_stops_arriving_is_answered_408_after_the_idle_bound():
+    app = Recorder()
+    started = time.monotonic()
+
+    sent = stalled_call(
+        BodyLimit(app, 100, idle_seconds=0.3), [{"type": "http.request", "body": b"x", "more_body": True}]
+    )
+
+    assert 0.3 <= time.monotonic() - started < 2
+    assert sent[0]["status"] == 408
+    assert json.loads(sent[1]["body"])["error"]["code"] == "request_timeout"
+    assert app.body == b"x"  # the app saw what came, then a disconnect, and answered nothing
+
+
+class AnswersThenListens:
+    """Reads its body, answers, then waits for the client to leave, as Django's handler does while it streams."""
+
+    def __init__(self):
+        self.listened = False
+
+    async def __call__(self, scope, receive, send):
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+        try:
+            await asyncio.wait_for(receive(), 0.6)
+        except TimeoutError:
+            self.listened = True  # not cut off by the body's idle bound
+
+
+def test_once_the_body_is_in_the_application_may_wait_on_the_client_unbounded():
+    app = AnswersThenListens()
+
+    sent = stalled_call(
+        BodyLimit(app, 100, idle_seconds=0.2), [{"type": "http.request", "body": b"", "more_body": False}]
+    )
+
+    assert [m.get("status") for m in sent if m["type"] == "http.response.start"] == [200]
+    assert app.listened
 
 
 def test_the_views_still_see_bodies_just_over_the_upload_limit():
