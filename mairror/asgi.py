@@ -8,6 +8,7 @@ coroutine parked on a Redis subscription, not a server thread: thousands can wai
 
 import asyncio
 import json
+import logging
 import os
 import warnings
 
@@ -24,7 +25,10 @@ warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume sy
 from django.conf import settings  # noqa: E402 - configured by get_asgi_application
 
 from apps.uploads.images import MULTIPART_OVERHEAD_BYTES  # noqa: E402
+from mairror.log_filters import QueryStringsRedacted  # noqa: E402
 from mairror.sync_requests import SyncRequestsInThreads  # noqa: E402
+
+logging.getLogger("uvicorn.access").addFilter(QueryStringsRedacted())
 
 # Django's ASGI handler reads a whole request body (to a temporary file past 2.5 MB) before any view
 # sees it, where under WSGI the upload views refused a long Content-Length before reading anything.

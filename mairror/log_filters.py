@@ -89,6 +89,18 @@ def redact(text: str) -> str:
     return text
 
 
+class QueryStringsRedacted(logging.Filter):
+    """On the web server's access log (uvicorn's ``uvicorn.access``: ``client - "METHOD path HTTP/v" status``):
+    the path keeps its ``?`` and loses the query string, where a client may have put an API key or the
+    webhook secret (``?api_key=...``). Other records pass unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (*args[:2], args[2].split("?", 1)[0] + "?" + REDACTED, *args[3:])
+        return True
+
+
 def redact_handlers(logger: logging.Logger, **_) -> None:
     """Put RedactSecrets on each of ``logger``'s handlers that lacks it (a receiver of Celery's
     ``after_setup_logger`` and ``after_setup_task_logger``: the worker's and beat's own handlers)."""

@@ -13,14 +13,16 @@ import sys
 from io import StringIO
 from types import SimpleNamespace
 
+import httpx
 import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from devtools import devstack
 from mairror.log_filters import REDACTED, RedactSecrets
 from mairror.settings import BASE_DIR
 from tests.apps.telegram.support import SECRET, TOKEN, photo_update, post_update, text_update, wait_for_reply
-from tests.support import PIPELINE_TIMEOUT_SECONDS, photo_file, wait_until_finished
+from tests.support import PIPELINE_TIMEOUT_SECONDS, app_env, photo_file, wait_until_finished
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -109,6 +111,31 @@ def test_no_secret_reaches_a_log_at_debug(worker, debug_logs, bot_settings, clie
     assert f"/bot{REDACTED}/sendPhoto" in worker_log and f"/file/bot{REDACTED}/" in worker_log
     assert "faces_estimate" in worker_log
     assert "telegram_update_handle" in worker_log
+
+
+def test_the_web_servers_access_log_keeps_no_query_string(tmp_path, django_db_blocker):
+    """Clients put keys in the URL (``?api_key=``, ``?secret_token=``): gunicorn's access log (uvicorn's
+    lines) shows each request, its path and status, and none of its query string."""
+    key = new_key("dave")
+    with django_db_blocker.unblock():
+        env = app_env(ALLOWED_HOSTS="127.0.0.1", TELEGRAM_WEBHOOK_SECRET=SECRET)
+    web = devstack.start_web(env, devstack.free_port(), tmp_path / "web.log")
+    try:
+        for path in (
+            f"/api/v1/predictions?api_key={key}",
+            f"/telegram/webhook?secret_token={SECRET}",
+            f"/healthz?token={TOKEN}&x=1",
+        ):
+            httpx.get(web.url + path, timeout=30)
+    finally:
+        web.stop()
+
+    log = (tmp_path / "web.log").read_text(errors="replace")
+    for secret in (key, key.split(".")[1], SECRET, TOKEN.split(":")[1]):
+        assert secret not in log
+    assert f'"GET /api/v1/predictions?{REDACTED} HTTP/1.1" 401' in log
+    assert f'"GET /telegram/webhook?{REDACTED} HTTP/1.1" 405' in log
+    assert f'"GET /healthz?{REDACTED} HTTP/1.1" 200' in log
 
 
 def test_the_filter_cuts_secrets_out_of_messages_arguments_and_tracebacks(bot_settings):
