@@ -7,17 +7,22 @@ tiny rates and uses addresses and chats of its own, so counters left by other te
 import itertools
 import logging
 import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import pytest
 import redis
 from django.test import Client
 
+from apps.api.throttling import UploadRatePerIp
 from apps.ratelimits import client_network
 from apps.telegram import replies
 from apps.telegram.models import TelegramUpdate
 from apps.telegram.services import TOO_MANY_PHOTOS, telegram_update_handle, telegram_update_receive
 from apps.telegram.throttling import telegram_upload_wait
 from apps.uploads.models import Upload
+from apps.web.throttling import PageUploadRatePerIp
 from devtools import devstack
 from tests.apps.telegram.support import TOKEN, next_id, photo_update, text_update
 from tests.support import make_client, photo_file
@@ -62,14 +67,39 @@ def test_a_key_is_limited_and_another_key_is_not(api_client, client_and_key, set
     assert [post_photo(api_client, one_face_jpeg, REMOTE_ADDR=ip()).status_code for _ in range(2)] == [202, 202]
     assert_throttled(post_photo(api_client, one_face_jpeg, REMOTE_ADDR=address))
 
-    # Counted in the shared Redis, under the cache's prefix (apart from Celery's keys), by the key's prefix.
-    counters = redis.Redis.from_url(settings.REDIS_URL).keys("mairror-cache:*")
-    assert f"mairror-cache:1:throttle_upload_key_{client_and_key[1].prefix}".encode() in counters
+    # Counted in the shared Redis, under a prefix of its own (apart from Celery's keys), by the key's prefix.
+    counters = redis.Redis.from_url(settings.REDIS_URL).keys("mairror-ratelimit:*")
+    assert f"mairror-ratelimit:throttle_upload_key_{client_and_key[1].prefix}".encode() in counters
 
     assert Upload.objects.count() == 2  # the refused photo was not kept
     assert api_client.get(LIST_URL).status_code == 200  # reading is not limited
     other, _ = make_client("other")
     assert post_photo(other, one_face_jpeg, REMOTE_ADDR=address).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("throttle", "setting", "rate", "clients"),
+    [
+        (UploadRatePerIp, "UPLOAD_RATE_PER_IP", 30, 40),  # the API, as the issue measured it: 36 got through
+        (PageUploadRatePerIp, "PAGE_UPLOAD_RATE_PER_IP", 10, 20),  # the page: 13 got through
+    ],
+)
+def test_simultaneous_requests_get_exactly_the_limit_through(throttle, setting, rate, clients, settings, ip):
+    """All at once, from threads released together, each with its own throttle as each request has."""
+    setattr(settings, setting, f"{rate}/minute")
+    request = SimpleNamespace(method="POST", META={"REMOTE_ADDR": ip()}, headers={})
+    start = threading.Barrier(clients)
+
+    def one_request(_):
+        limiter = throttle()
+        start.wait()
+        return limiter.allow_request(request, None)
+
+    with ThreadPoolExecutor(clients) as pool:
+        allowed = list(pool.map(one_request, range(clients)))
+
+    assert allowed.count(True) == rate
+    assert 0 < throttle().wait_for(request) <= 60  # and the next one waits
 
 
 def test_an_address_is_limited_whatever_the_key_and_another_address_is_not(settings, ip, one_face_jpeg):
