@@ -95,7 +95,9 @@ class PredictionUnavailable(Exception):
         self.message = message
 
 
-def prediction_request(*, image: File | CleanImage, channel: str, owner: APIKey | None = None) -> Upload:
+def prediction_request(
+    *, image: File | CleanImage, channel: str, owner: APIKey | None = None, browser: str = ""
+) -> Upload:
     """Accept a photo (a file, or one ``clean_image`` already checked) and, once its row is committed,
     queue its analysis.
 
@@ -107,7 +109,7 @@ def prediction_request(*, image: File | CleanImage, channel: str, owner: APIKey 
     try:
         # No transaction of its own: one would hold SQLite's write lock while the photo is decoded
         # and stored. Outside a transaction on_commit runs at once, inside one when it commits.
-        upload = upload_create(image=image, channel=channel, owner=owner)
+        upload = upload_create(image=image, channel=channel, owner=owner, browser=browser)
         transaction.on_commit(partial(_pipeline_start_or_discard, upload_id=upload.pk))
     except STORAGE_ERRORS as error:
         logger.exception("could not store a photo")

@@ -33,6 +33,9 @@ class Upload(models.Model):
     # revoke the key instead, or delete its predictions first.
     owner = models.ForeignKey(APIKey, null=True, blank=True, on_delete=models.PROTECT, related_name="uploads")
     channel = models.CharField(max_length=16, choices=Channel)
+    # Which browser sent a photo from the page: a keyed hash of its session key (never the key itself),
+    # on the row, so that uploads sent at once from one browser cannot overwrite each other's claim.
+    browser = models.CharField(max_length=64, blank=True, db_index=True)
     image = models.FileField(upload_to=upload_image_path, max_length=255)
     width = models.PositiveIntegerField(help_text="Upright width in pixels (EXIF orientation applied).")
     height = models.PositiveIntegerField(help_text="Upright height in pixels (EXIF orientation applied).")

@@ -21,13 +21,15 @@ logger = logging.getLogger(__name__)
 UNFINISHED = (Upload.Status.PENDING, Upload.Status.PROCESSING)
 
 
-def upload_create(*, image: File | CleanImage, channel: str, owner: APIKey | None = None) -> Upload:
+def upload_create(*, image: File | CleanImage, channel: str, owner: APIKey | None = None, browser: str = "") -> Upload:
     """Validate the photo, store a clean copy (upright, no metadata) under an unguessable name, record it as pending.
+
+    ``owner``: the API key that sent it; ``browser``: the hash naming the browser that sent it from the page.
 
     Raises ``apps.uploads.images.UploadRejected`` for files we do not accept.
     """
     clean = image if isinstance(image, CleanImage) else clean_image(image)
-    upload = Upload(owner=owner, channel=channel, width=clean.width, height=clean.height)
+    upload = Upload(owner=owner, browser=browser, channel=channel, width=clean.width, height=clean.height)
     # The name is chosen here, not by FieldFile.save, so that a write that fails half way (a full
     # disk) can still be removed: no row would ever point at the part written.
     name = upload_image_path(upload, f"image{clean.extension}")

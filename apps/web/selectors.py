@@ -1,11 +1,12 @@
 """Reads for the upload page: only photos sent from the page are reachable through it."""
 
 from django.contrib.sessions.backends.base import SessionBase
+from django.utils.crypto import salted_hmac
 
 from apps.uploads.models import Upload
 
-# Session key of the ids of the photos this browser sent, newest first.
-SESSION_UPLOADS = "web_upload_ids"
+# The page lists this many of a browser's photos; older ones stay reachable by their address.
+RECENT_UPLOADS_SHOWN = 20
 
 
 class Stage:
@@ -43,12 +44,24 @@ def web_upload_stage(*, upload: Upload) -> str:
     return Stage.PREDICTING if "detection_ms" in upload.timings else Stage.FINDING_FACES
 
 
+def browser_of(session: SessionBase) -> str:
+    """What names a browser on its uploads: a hash of its session key, keyed with SECRET_KEY, so that a
+    database reader learns no session key to take over; "" for a browser without a session yet."""
+    if session.session_key is None:
+        return ""
+    return salted_hmac("mairror.web.browser", session.session_key, algorithm="sha256").hexdigest()
+
+
 def web_upload_is_from_session(*, upload: Upload, session: SessionBase) -> bool:
     """Whether this browser sent the photo (and so may delete it)."""
-    return str(upload.pk) in session.get(SESSION_UPLOADS, [])
+    browser = browser_of(session)
+    return bool(browser) and upload.browser == browser
 
 
 def web_uploads_of_session(*, session: SessionBase) -> list[Upload]:
-    """The photos this browser sent that still exist, newest first."""
-    ids = session.get(SESSION_UPLOADS, [])
-    return list(Upload.objects.filter(pk__in=ids, channel=Upload.Channel.WEB).order_by("-created_at"))
+    """The newest photos this browser sent (RECENT_UPLOADS_SHOWN of them), newest first."""
+    browser = browser_of(session)
+    if not browser:
+        return []
+    uploads = Upload.objects.filter(browser=browser, channel=Upload.Channel.WEB).order_by("-created_at")
+    return list(uploads[:RECENT_UPLOADS_SHOWN])

@@ -173,7 +173,7 @@ def delete(request, upload_id):
     upload = _get_or_404(upload_id)
     if not web_upload_is_from_session(upload=upload, session=request.session):
         return HttpResponseForbidden(NOT_YOURS)
-    web_upload_delete(upload=upload, session=request.session)
+    web_upload_delete(upload=upload)
     messages.success(request, "The photo, its faces and their results were deleted.")
     return redirect("web:upload")
 

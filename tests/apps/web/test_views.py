@@ -14,7 +14,7 @@ from apps.faces.mongo import faces_collection
 from apps.predictions.models import FaceEstimate
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create
-from apps.web.selectors import SESSION_UPLOADS
+from apps.web.selectors import browser_of
 from tests.support import encode, finish_with_faces, photo_file, stored_files
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +52,8 @@ def test_upload_goes_to_a_private_result_page_remembered_by_this_browser(client,
 
     assert (upload.channel, upload.owner, upload.status) == (Upload.Channel.WEB, None, Upload.Status.PENDING)
     assert uuid.UUID(str(upload.pk)).version == 4  # random: the address cannot be guessed
-    assert client.session[SESSION_UPLOADS] == [str(upload.pk)]
+    assert upload.browser == browser_of(client.session) != ""  # a keyed hash, not the session key
+    assert client.session.session_key not in upload.browser
     assert result_url(upload) in client.get("/").content.decode()  # "Your photos"
     page = client.get(result_url(upload))
     assert page.status_code == 200
@@ -239,7 +240,7 @@ def test_only_the_browser_that_sent_a_photo_can_delete_it(client, one_face_jpeg,
     assert not FaceEstimate.objects.filter(upload_id=upload.pk).exists()
     assert faces.count_documents({"upload_id": str(upload.pk)}) == 0
     assert upload_path not in stored_files()
-    assert client.session[SESSION_UPLOADS] == []
+    assert "Your photos" not in client.get("/").content.decode()
     assert client.get(result_url(upload)).status_code == 404
     assert client.get(f"{result_url(upload)}/delete").status_code == 405
 
