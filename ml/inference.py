@@ -5,6 +5,12 @@ Pillow-only ``ml.images``). ``__all__`` is that surface; import-linter holds the
 the two halves the Celery tasks run separately (``find_faces`` on the photo,
 ``estimate`` on a batch of crops) plus ``predict``, which does both.
 Results are deterministic: no randomness at inference, flip averaging included.
+
+On a CPU both run on TensorFlow Lite with XNNPACK (``runtime="tflite"``, :mod:`ml.tflite`),
+converted in memory at load; ``runtime="keras"`` keeps TensorFlow's graphs (a GPU's default).
+For the age/gender net that halves the time of a photo's one face (flip included: 3.5 against
+7.6 ms, CPU 6.8 against 11.6) and saves about a tenth at batch 32 (4.3 against 4.9 ms a face,
+the same CPU), with the same outputs (logits within 3e-6, age probabilities within 1e-7).
 """
 
 from __future__ import annotations
@@ -91,7 +97,9 @@ class FacePipeline:
         min_confidence: float = 0.9,
         batch_size: int = 32,
         max_short_side: int = MAX_SHORT_SIDE,
+        runtime: str | None = None,
     ):
+        """``runtime``: "tflite" or "keras" for both networks; by default TFLite unless a GPU is visible."""
         self.weights_dir = Path(weights_dir)
         self.info = ModelInfo.load(self.weights_dir)
         if self.info.preprocessing_version != PREPROCESSING_VERSION:
@@ -102,6 +110,9 @@ class FacePipeline:
         self.min_confidence = min_confidence
         self.max_short_side = max_short_side  # detection's size policy (ml.detection)
         self.batch_size = batch_size
+        if runtime not in (None, "tflite", "keras"):
+            raise ValueError(f"runtime must be 'tflite' or 'keras', not {runtime!r}")
+        self.runtime = runtime  # None: decided when the models load
         self._detector = None
         self._model = None
         self._lock = threading.Lock()
@@ -119,15 +130,25 @@ class FacePipeline:
             if self._detector is None:
                 from ml.detection import FaceDetector
 
-                self._detector = FaceDetector(min_confidence=self.min_confidence, max_short_side=self.max_short_side)
+                self._detector = FaceDetector(
+                    min_confidence=self.min_confidence, max_short_side=self.max_short_side, runtime=self.runtime
+                )
         return self._detector
 
     def _load_model(self):
+        """The Keras model, or its TFLite version (a callable returning the same dict of outputs)."""
         with self._lock:
             if self._model is None:
                 import keras
+                import tensorflow as tf
 
-                self._model = keras.models.load_model(self.weights_dir / MODEL_FILE, compile=False)
+                model = keras.models.load_model(self.weights_dir / MODEL_FILE, compile=False)
+                runtime = self.runtime or ("keras" if tf.config.list_physical_devices("GPU") else "tflite")
+                if runtime == "tflite":
+                    from ml.tflite import LiteNetwork
+
+                    model = LiteNetwork(model, (self.crop_size, self.crop_size, 3))
+                self._model = model
         return self._model
 
     def find_faces(self, images_rgb: list[np.ndarray]) -> list[list[Face]]:

@@ -50,16 +50,18 @@ def build_model(image_size: int, dropout: float = 0.3) -> keras.Model:
     return keras.Model(inputs, {"age_logits": age_logits, "gender": gender}, name="mairror_age_gender")
 
 
-def predict_with_flip(model: keras.Model, crops: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def predict_with_flip(model, crops: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Age logits and P(female), averaged over each crop and its mirror image (training and serving).
 
+    ``model``: a Keras model, or a callable returning its dict of outputs (``ml.tflite.LiteNetwork``).
     A crop and its mirror go through the network in the same batch, through Keras'
     compiled predict function rather than an eager call.
     """
+    predict = model.predict_on_batch if isinstance(model, keras.Model) else model
     logits, female = [], []
     for start in range(0, len(crops), batch_size):
         batch = crops[start : start + batch_size].astype(np.float32)
-        out = model.predict_on_batch(np.concatenate([batch, batch[:, :, ::-1]]))
+        out = predict(np.concatenate([batch, batch[:, :, ::-1]]))
         n = len(batch)
         logits.append((out["age_logits"][:n] + out["age_logits"][n:]) / 2)
         female.append((out["gender"][:n, 0] + out["gender"][n:, 0]) / 2)

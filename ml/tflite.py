@@ -28,7 +28,8 @@ def default_threads() -> int:
 
 
 class LiteNetwork:
-    """A Keras network's outputs for an input batch, as a list of arrays in the model's output order.
+    """A Keras network's outputs for an input batch, as arrays: a list in the model's output order,
+    or a dict by name for a model whose outputs are named (the age/gender net).
 
     ``input_shape`` is the shape of one input with ``None`` for open sizes (PNet: ``(None, None, 3)``);
     the batch is always open. Calls may come from several threads: they take turns.
@@ -48,18 +49,21 @@ class LiteNetwork:
         self._interpreters: dict[tuple[int, ...], object] = {}  # by input shape, least recently used first
         self._lock = threading.Lock()
         # The converter may list the outputs in another order; the signature names them output_0, output_1...
+        # in tf.nest's order of the model's outputs (a dict's by sorted key).
         signature = self._new_interpreter().get_signature_runner()
         self._input = signature.get_input_details()["x"]["index"]
         outputs = signature.get_output_details()
         self._output_order = [outputs[f"output_{i}"]["index"] for i in range(len(outputs))]
+        self._structure = traced.structured_outputs
 
-    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray] | dict[str, np.ndarray]:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         with self._lock:
             interpreter = self._interpreter(batch.shape)
             interpreter.set_tensor(self._input, batch)
             interpreter.invoke()
-            return [interpreter.get_tensor(index) for index in self._output_order]  # copies
+            outputs = [interpreter.get_tensor(index) for index in self._output_order]  # copies
+        return self._tf.nest.pack_sequence_as(self._structure, outputs)
 
     def _interpreter(self, shape: tuple[int, ...]):
         """The interpreter planned for ``shape``: a kept one, a new one, or the least recently used one

@@ -72,3 +72,22 @@ def test_crops_of_another_size_are_refused_not_reshaped(pipeline):
     other = np.zeros((9, size // 2 + 8, size // 2 + 8, 3), np.uint8)
     with pytest.raises(ValueError, match="align the faces again"):
         pipeline.estimate(other)
+
+
+def test_on_a_cpu_the_age_gender_net_runs_on_tflite_with_the_keras_outputs(pipeline, utkface_dir):
+    from ml.model import age_distribution
+    from ml.tflite import LiteNetwork
+
+    photos = [data.astronaut()] + [load_rgb(path) for path in sorted((utkface_dir / "images").iterdir())[::2000][:12]]
+    crops = np.array([face.crop for faces in pipeline.find_faces(photos) for face in faces])
+    keras_pipeline = FacePipeline(runtime="keras")
+
+    assert isinstance(pipeline._load_model(), LiteNetwork)  # the default, so this compares two runtimes
+    assert len(crops) >= 12
+    for batch in (crops, crops[:1], crops[:5]):  # a new batch size plans the interpreter again
+        logits, female = pipeline.raw_outputs(batch)
+        keras_logits, keras_female = keras_pipeline.raw_outputs(batch)
+        np.testing.assert_allclose(age_distribution(logits), age_distribution(keras_logits), atol=1e-4)
+        np.testing.assert_allclose(female, keras_female, atol=1e-4)
+    with pytest.raises(ValueError, match="runtime"):
+        FacePipeline(runtime="onnx")
