@@ -8,9 +8,10 @@ Results are deterministic: no randomness at inference, flip averaging included.
 
 On a CPU both run on TensorFlow Lite with XNNPACK (``runtime="tflite"``, :mod:`ml.tflite`),
 converted in memory at load; ``runtime="keras"`` keeps TensorFlow's graphs (a GPU's default).
-For the age/gender net that halves the time of a photo's one face (flip included: 3.5 against
-7.6 ms, CPU 6.8 against 11.6) and saves about a tenth at batch 32 (4.3 against 4.9 ms a face,
-the same CPU), with the same outputs (logits within 3e-6, age probabilities within 1e-7).
+For the age/gender net that more than halves the time of a photo's one face (flip included:
+4.7 against 10.6 ms, CPU 8.5 against 15.0) and is about as fast at batch 32 (3.8 against 4.0 ms
+a face, CPU 7.4 against 7.2; ``bench/model_speed.py``, load ~1), with the same outputs (logits
+within 3e-6, age probabilities within 1e-7).
 """
 
 from __future__ import annotations
