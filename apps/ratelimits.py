@@ -25,7 +25,7 @@ import uuid
 import redis
 import redis.exceptions
 from django.conf import settings
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,13 @@ class UploadRatePerAddress(UploadRateThrottle):
     def get_cache_key(self, request, view) -> str | None:
         if request.method != "POST":
             return None
-        return self.cache_format % {"scope": self.scope, "ident": client_network(self.get_ident(request))}
+        return self.cache_format % {"scope": self.scope, "ident": client_address(request)}
+
+
+def client_address(request) -> str:
+    """The client a request counts for (its network for IPv6), as the upload limits see it; also what
+    django-axes counts failed admin logins by (``AXES_CLIENT_IP_CALLABLE``)."""
+    return client_network(BaseThrottle().get_ident(request))
 
 
 def client_network(address: str) -> str:

@@ -5,6 +5,7 @@
 """
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -49,6 +50,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
+    "axes",
     "apps.uploads",
     "apps.faces",
     "apps.predictions",
@@ -67,7 +69,20 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # answers a locked-out login (last, as django-axes asks)
 ]
+
+# Admin logins (any Django login): django-axes counts failures in the database, per account and per
+# client address (the rate limits' address: apps.ratelimits.client_address), and after
+# ADMIN_LOGIN_FAILURE_LIMIT of either refuses logins with 429 "Account locked: too many login attempts.
+# Please try again later." for ADMIN_LOGIN_COOLOFF_MINUTES; a successful login resets the account's count.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("ADMIN_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "apps.ratelimits.client_address"
+AXES_VERBOSE = False  # no banner on every manage.py command
 
 ROOT_URLCONF = "mairror.urls"
 WSGI_APPLICATION = "mairror.wsgi.application"
