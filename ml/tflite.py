@@ -2,12 +2,14 @@
 
 TensorFlow's graph runtime spends most of a small network's time around the kernels (MTCNN's
 PNet: 21 ms for nine pyramid levels, where TFLite with XNNPACK takes 6 ms). The network is
-converted once, in memory, from its traced function with the weights frozen in (a fraction of a
-second, no files, no download), and the interpreter uses XNNPACK, TFLite's default CPU delegate.
+converted once, in memory, from its traced function with the weights frozen in (about 0.6 s for
+each MTCNN network, 2 s for the age/gender net; no files, no download), and the interpreter uses
+XNNPACK, TFLite's default CPU delegate.
 
-Each interpreter is planned for one input shape, and planning again for another costs about
-1 ms (XNNPACK re-packs the convolutions), so a :class:`LiteNetwork` keeps up to ``max_shapes``
-interpreters, one per recent shape, and resizes the least recently used one for a new shape.
+Each interpreter is planned for one input shape, and planning it again for another costs up to
+about 1 ms (a PNet level; 0.1 ms for RNet's and ONet's batches), so a :class:`LiteNetwork` keeps
+up to ``max_shapes`` interpreters, one per recent shape, and plans the least recently used one
+again for a new shape.
 
 ``tf.lite.Interpreter`` is deprecated in favour of the separate ``ai_edge_litert`` package,
 but TF 2.21 still ships it; we silence its warning rather than add a dependency.
