@@ -8,6 +8,11 @@ machine, ``/healthz`` took 4.2 ms under ASGI against 0.34 ms under WSGI, the hom
 other one whole, middleware, view and the request signals, in one call of Django's WSGI handler on a
 pooled thread.
 
+Two things Django's own handlers would get wrong are put right on the way: a body sent chunked (no
+Content-Length) gets the length of what was read, where WSGI would read it as empty; and a multipart
+part header that is not UTF-8 (a Latin-1 file name, ``caf\xe9.jpg``) is re-encoded from Latin-1,
+where Django's parser would skip the header and so the file ("No file was submitted.").
+
 Neither way does a slow client hold a thread: the body is read here before the thread starts (in
 memory, on disk past FILE_UPLOAD_MAX_MEMORY_SIZE, as Django's ASGI handler does) and the response,
 which the thread hands back whole, is sent from the event loop. Responses of synchronous views are
@@ -15,6 +20,7 @@ small (JSON, pages, crops, a display-sized photo, static files), so holding one 
 """
 
 import asyncio
+import contextlib
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -56,7 +62,16 @@ class SyncRequestsInThreads:
                 (name.lower().encode("latin1"), value.encode("latin1")) for name, value in response_headers
             ]
 
-        response = self.wsgi(_environ(scope, body), start_response)
+        environ = _environ(scope, body)
+        boundary = _multipart_boundary(environ.get("CONTENT_TYPE", ""))
+        if boundary:
+            with _part_headers_in_utf8(body, boundary) as readable:
+                environ["wsgi.input"], environ["CONTENT_LENGTH"] = readable, str(_size(readable))
+                return self._call(environ, start_response, started)
+        return self._call(environ, start_response, started)
+
+    def _call(self, environ, start_response, started) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        response = self.wsgi(environ, start_response)
         try:
             content = b"".join(response)
         finally:
@@ -109,6 +124,8 @@ def _environ(scope, body) -> dict:
     }
     if scope.get("client"):
         environ["REMOTE_ADDR"] = scope["client"][0]
+    if not any(name == b"content-length" for name, _ in scope.get("headers", [])) and _size(body):
+        environ["CONTENT_LENGTH"] = str(_size(body))  # sent chunked: the length of what came
     for name, value in scope.get("headers", []):
         key = name.decode("latin1").upper().replace("-", "_")
         key = key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"
@@ -116,3 +133,89 @@ def _environ(scope, body) -> dict:
         separator = "; " if key == "HTTP_COOKIE" else ","
         environ[key] = f"{environ[key]}{separator}{value}" if key in environ else value
     return environ
+
+
+def _size(file) -> int:
+    position = file.tell()
+    size = file.seek(0, 2)
+    file.seek(position)
+    return size
+
+
+def _multipart_boundary(content_type: str) -> bytes | None:
+    main, _, parameters = content_type.partition(";")
+    if main.strip().lower() != "multipart/form-data":
+        return None
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.strip().partition("=")
+        if name.lower() == "boundary" and value:
+            return value.strip('"').encode("latin1")
+    return None
+
+
+# Django reads at most this much of a part's headers (its MultiPartParser's max_header_size).
+MAX_PART_HEADER_BYTES = 8192
+SCAN_CHUNK_BYTES = 1 << 20
+
+
+@contextlib.contextmanager
+def _part_headers_in_utf8(body, boundary: bytes):
+    """``body`` itself when every part's headers are UTF-8 (as browsers send them), else a copy whose
+    non-UTF-8 header blocks are re-encoded from Latin-1; the parts' contents are never touched.
+
+    Finds the parts by their delimiter lines, reading the body a chunk at a time (it may be larger
+    than memory should hold); only the header blocks are decoded.
+    """
+    delimiter = b"--" + boundary + b"\r\n"
+    fixes = []  # (start, end, replacement) of header blocks, in order
+    for start in _offsets(body, delimiter):
+        headers_at = start + len(delimiter)
+        body.seek(headers_at)
+        block = body.read(MAX_PART_HEADER_BYTES)
+        end = block.find(b"\r\n\r\n")
+        block = block[: end if end >= 0 else len(block)]
+        try:
+            block.decode()
+        except UnicodeDecodeError:
+            fixes.append((headers_at, headers_at + len(block), block.decode("latin1").encode()))
+    body.seek(0)
+    if not fixes:
+        yield body
+        return
+    with tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE) as copy:
+        position = 0
+        for start, end, replacement in fixes:
+            _copy_range(body, copy, position, start)
+            copy.write(replacement)
+            position = end
+        _copy_range(body, copy, position, _size(body))
+        copy.seek(0)
+        body.seek(0)
+        yield copy
+
+
+def _offsets(file, pattern: bytes):
+    """Where ``pattern`` starts in ``file``, at its start or after a CRLF (a delimiter line), in order."""
+    file.seek(0)
+    offset, carried = 0, b""  # ``carried``: the end of the previous chunk, for a pattern cut in two
+    while chunk := file.read(SCAN_CHUNK_BYTES):
+        data = carried + chunk
+        base = offset - len(carried)
+        found = data.find(pattern)
+        while found >= 0:
+            seen_before = found + len(pattern) <= len(carried)  # wholly in the previous chunk: yielded then
+            if not seen_before and (base + found == 0 or data[found - 2 : found] == b"\r\n"):
+                yield base + found
+            found = data.find(pattern, found + 1)
+        offset += len(chunk)
+        carried = data[-(len(pattern) + 1) :]
+        file.seek(offset)  # the caller may have moved it
+
+
+def _copy_range(source, target, start: int, end: int) -> None:
+    source.seek(start)
+    remaining = end - start
+    while remaining > 0:
+        chunk = source.read(min(SCAN_CHUNK_BYTES, remaining))
+        target.write(chunk)
+        remaining -= len(chunk)

@@ -90,3 +90,28 @@ def test_a_face_crop_while_mongo_is_down_answers_503_within_its_bound(tmp_path, 
     assert response.status_code == 503, response.text[:300]
     print(f"crop with MongoDB down: {response.status_code} after {seconds:.2f} s")
     assert seconds < 10
+
+
+def test_a_chunked_upload_and_a_latin1_file_name_are_accepted(web, one_face_jpeg):
+    """Both were refused with "No file was submitted." (issue 12): the body had no Content-Length, or
+    Django's parser skipped a part header that is not UTF-8."""
+    from rest_framework_api_key.models import APIKey
+
+    headers = {"Authorization": f"Api-Key {APIKey.objects.create_key(name='chunked')[1]}"}
+    boundary = "b0undary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="caf'.encode()
+        + b'\xe9.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+        + one_face_jpeg
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    content_type = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    with httpx.Client(base_url=web.url, headers=headers, timeout=30) as client:
+        latin1 = client.post("/api/v1/predictions", content=body, headers=content_type)
+        chunked = client.post(
+            "/api/v1/predictions", content=iter([body[:1000], body[1000:]]), headers=content_type
+        )  # an iterator: httpx sends it chunked, with no Content-Length
+
+    assert latin1.status_code == 202, latin1.text
+    assert chunked.status_code == 202, chunked.text
+    assert chunked.request.headers.get("Transfer-Encoding") == "chunked"

@@ -6,6 +6,7 @@ import json
 import threading
 import uuid
 
+from mairror import sync_requests
 from mairror.sync_requests import SyncRequestsInThreads, _environ
 
 
@@ -140,3 +141,56 @@ def test_the_environ_carries_the_request_as_wsgi_expects():
     )
     assert environ["REMOTE_ADDR"] == "10.0.0.7"
     assert environ["wsgi.input"].read() == b"hello, world"
+
+
+def multipart(filename: bytes, content: bytes, boundary: bytes = b"b0undary") -> bytes:
+    return (
+        b"--" + boundary + b"\r\n"
+        b'Content-Disposition: form-data; name="note"\r\n\r\nhello\r\n'
+        b"--" + boundary + b"\r\n"
+        b'Content-Disposition: form-data; name="image"; filename="' + filename + b'"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n" + content + b"\r\n--" + boundary + b"--\r\n"
+    )
+
+
+def test_a_latin1_part_header_is_re_encoded_and_the_file_left_as_it_was(monkeypatch):
+    # File data with blank lines and header-like lines that are not UTF-8 either (a client picks a
+    # boundary its data does not hold, so no delimiter line).
+    content = b"\xff\xd8\xe9\r\n\r\n--b0und\r\nX: \xe9\r\n\r\n" + bytes(range(256)) * 3
+    body = io.BytesIO(multipart(b"caf\xe9.jpg", content))
+    monkeypatch.setattr(sync_requests, "SCAN_CHUNK_BYTES", 7)  # delimiters cut across chunks
+
+    with sync_requests._part_headers_in_utf8(body, b"b0undary") as readable:
+        fixed = readable.read()
+
+    assert fixed == multipart("café.jpg".encode(), content)
+
+
+def test_utf8_part_headers_leave_the_body_itself():
+    body = io.BytesIO(multipart("café.jpg".encode(), b"\xff\xd8 data"))
+
+    with sync_requests._part_headers_in_utf8(body, b"b0undary") as readable:
+        assert readable is body
+
+
+def test_a_chunked_upload_and_a_latin1_file_name_reach_the_view_as_the_file(monkeypatch):
+    """Through the WSGI handler: the photo arrives (the view's error says what it got), not "No file was submitted"."""
+    app = SyncRequestsInThreads(AsgiRecorder())
+    seen = []
+    monkeypatch.setattr(app, "wsgi", lambda environ, start: seen.append(_files(environ)) or app_wsgi(environ, start))
+    app_wsgi = sync_requests.WSGIHandler()
+    body = multipart(b"caf\xe9.jpg", b"not really a photo")
+    content_type = (b"content-type", b"multipart/form-data; boundary=b0undary")
+
+    call(app, "POST", "/no/such/page", chunks=(body[:40], body[40:]), headers=[content_type])
+
+    assert seen == [{"image": "café.jpg"}]
+
+
+def _files(environ) -> dict:
+    from django.core.handlers.wsgi import WSGIRequest
+
+    request = WSGIRequest(dict(environ))
+    names = {name: upload.name for name, upload in request.FILES.items()}
+    environ["wsgi.input"].seek(0)
+    return names
