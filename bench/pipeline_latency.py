@@ -86,7 +86,26 @@ def breakdown(runs: list[dict]) -> dict:
     return {**medians, "outside_models_share": round(float(np.median(shares)), 3)}
 
 
-def measure(base_url: str, headers: dict, photo: bytes, processes: int, args) -> dict:
+def cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) used so far by each named process group (a service and its children),
+    and by this process (the benchmark's clients), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys([*groups, "benchmark clients"], 0.0)
+    names = {pgid: name for name, pgid in groups.items()}
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # not a process, or gone
+        pgid, cpu = int(fields[2]), (int(fields[11]) + int(fields[12])) / ticks
+        if pgid in names:
+            used[names[pgid]] += cpu
+        elif entry.name == str(os.getpid()):
+            used["benchmark clients"] += cpu
+    return used
+
+
+def measure(base_url: str, headers: dict, photo: bytes, processes: int, args, groups: dict[str, int]) -> dict:
     with httpx.Client(base_url=base_url, headers=headers, timeout=120) as client:
         # Warm-up: each worker process loads the models on its first task.
         with ThreadPoolExecutor(2 * processes) as pool:
@@ -97,10 +116,12 @@ def measure(base_url: str, headers: dict, photo: bytes, processes: int, args) ->
             with httpx.Client(base_url=base_url, headers=headers, timeout=300) as own:
                 return [predict_once(own, photo)["status"] for _ in range(args.per_client)]
 
+        cpu_before = cpu_seconds(groups)
         started = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
             statuses = [s for batch in pool.map(one_client, range(args.clients)) for s in batch]
         elapsed = time.perf_counter() - started
+        cpu_after = cpu_seconds(groups)
     latencies = [r["total_ms"] for r in runs]
     return {
         "worker_processes": processes,
@@ -117,6 +138,11 @@ def measure(base_url: str, headers: dict, photo: bytes, processes: int, args) ->
             "done": statuses.count("done"),
             "seconds": round(elapsed, 2),
             "photos_per_second": round(len(statuses) / elapsed, 2),
+            # Where the machine's cores went while the clients sent: CPU ms per photo, by process.
+            "cpu_ms_per_photo": {
+                name: round((cpu_after[name] - cpu_before[name]) * 1000 / len(statuses), 1) for name in cpu_after
+            },
+            "cores_busy": round(sum(cpu_after[n] - cpu_before[n] for n in cpu_after) / elapsed, 2),
         },
     }
 
@@ -147,8 +173,10 @@ def main(argv: list[str] | None = None) -> dict:
             services.append(start_web(env, port, var / "web.log"))
             for processes in args.worker_processes:
                 worker = start_worker(env, "celery,ml", processes, var / f"worker-{processes}.log")
+                names = ("redis", "mongo (SecantusDB)", "web (gunicorn)", "worker (Celery)")
+                groups = {name: service.process.pid for name, service in zip(names, [*services, worker], strict=True)}
                 try:
-                    runs.append(measure(f"http://127.0.0.1:{port}", headers, photo, processes, args))
+                    runs.append(measure(f"http://127.0.0.1:{port}", headers, photo, processes, args, groups))
                 finally:
                     worker.stop()
         finally:
@@ -185,6 +213,9 @@ def markdown(report: dict) -> str:
         f"throughput, {report['runs'][0]['throughput']['clients']} clients (photos/s)",
         lambda r: r["throughput"]["photos_per_second"],
     )
+    row(f"cores busy while they sent (of {report['machine']['cpus']})", lambda r: r["throughput"]["cores_busy"])
+    for name in report["runs"][0]["throughput"]["cpu_ms_per_photo"]:
+        row(f"CPU ms per photo: {name}", lambda r, name=name: r["throughput"]["cpu_ms_per_photo"][name])
     lines.append(
         f"\nThroughput, 2 processes / 1: {report['throughput_ratio_2_to_1']}. Load average after: "
         f"{report['machine']['load_average_after']}.\n"
