@@ -10,6 +10,7 @@ import time
 from mairror.asgi import BODY_LIMIT_BYTES, BodyLimit
 from mairror.middleware import AsyncWhiteNoiseMiddleware
 from mairror.settings import BASE_DIR
+from tests.mairror.asgi_support import body_messages, run_asgi
 from tests.mairror.test_security_settings import production_env, run_django
 
 
@@ -35,18 +36,7 @@ class Recorder:
 
 def call(app, path: str, chunks: list[bytes], content_length: int | None) -> list[dict]:
     headers = [] if content_length is None else [(b"content-length", str(content_length).encode())]
-    scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
-    messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
-    sent = []
-
-    async def receive():
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message):
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    return sent
+    return run_asgi(app, {"type": "http", "method": "POST", "path": path, "headers": headers}, body_messages(chunks))
 
 
 def test_a_body_announced_too_long_is_refused_unread_with_the_api_error_format():

@@ -1,6 +1,5 @@
 """Synchronous views run whole in a pooled thread; only the waiting (async) views go through Django's ASGI handler."""
 
-import asyncio
 import io
 import json
 import threading
@@ -8,6 +7,7 @@ import uuid
 
 from mairror import sync_requests
 from mairror.sync_requests import SyncRequestsInThreads, _environ
+from tests.mairror.asgi_support import body_messages, run_asgi
 
 
 class AsgiRecorder:
@@ -34,19 +34,7 @@ def call(app, method: str, path: str, chunks=(b"",), headers=(), more_body=False
         "server": ("127.0.0.1", 8000),
         "client": ("127.0.0.1", 50000),
     }
-    messages = [
-        {"type": "http.request", "body": c, "more_body": more_body or i < len(chunks) - 1} for i, c in enumerate(chunks)
-    ]
-    sent = []
-
-    async def receive():
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message):
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    return sent
+    return run_asgi(app, scope, body_messages(chunks, more_body))
 
 
 def test_a_synchronous_view_is_answered_by_the_wsgi_handler_in_a_pool_thread(monkeypatch):
