@@ -1,9 +1,11 @@
 from csp.decorators import csp_update
 from django.contrib import admin
 from django.http import JsonResponse
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.decorators.http import require_GET
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.api.errors import api_path_not_found
 
 
 @require_GET
@@ -18,6 +20,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI's stylesheet draws its icons as data: URIs; no other page may load those.
     path("api/docs/", csp_update({"img-src": "data:"})(SpectacularSwaggerView.as_view(url_name="schema")), name="docs"),
+    re_path(r"^api/", api_path_not_found),  # last under api/: every other URL there is a JSON 404
     path("telegram/", include("apps.telegram.urls")),
     path("admin/", admin.site.urls),
     path("", include("apps.web.urls")),

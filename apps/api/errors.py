@@ -6,7 +6,9 @@
 """
 
 from django.http import JsonResponse
+from django.urls import Resolver404, resolve
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.views import exception_handler
 
@@ -64,6 +66,31 @@ def not_found(request, exception):
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("not_found", "There is nothing at this address."), status=404)
     return defaults.page_not_found(request, exception)
+
+
+@csrf_exempt  # any method: the answer is a 404 in the API's format, never the CSRF failure page
+def api_path_not_found(request):
+    """Every /api/ URL no view matches, whatever the method; also with DEBUG on, where Django would
+    answer its HTML page. Says which URL was meant when it can tell: a slash too many or too few,
+    or a prediction id that is not one."""
+    path, details = request.path, {"path": request.path}
+    for meant in (path.rstrip("/"), path + "/"):
+        if meant != path and _is_a_view(meant):
+            details["url"] = meant
+            return JsonResponse(
+                error_body("not_found", f"There is nothing at this address; did you mean {meant}?", details), status=404
+            )
+    if path.startswith("/api/v1/predictions/"):
+        message = "A prediction id is the UUID the upload answered with: /api/v1/predictions/<id>."
+        return JsonResponse(error_body("not_found", message, details), status=404)
+    return JsonResponse(error_body("not_found", "There is nothing at this address.", details), status=404)
+
+
+def _is_a_view(path: str) -> bool:
+    try:
+        return resolve(path).func is not api_path_not_found
+    except Resolver404:
+        return False
 
 
 def server_error(request):
