@@ -44,6 +44,11 @@ class FaceEstimate(models.Model):
         return f"{self.upload_id} #{self.face_index}: {self.gender_label}, {self.age_value:.0f}"
 
     @property
+    def number(self) -> int:
+        """The face's number as people see it, on the page's badges, the API's ``index`` and Telegram: from 1."""
+        return self.face_index + 1
+
+    @property
     def short_label(self) -> str:
         """What a box on the photo says, e.g. "F, 31 (26-37)": gender, age, and the age interval."""
         return f"{self.gender_label[0].upper()}, {self.age_value:.0f} ({self.age_low:.0f}-{self.age_high:.0f})"
