@@ -138,6 +138,7 @@ class UploadAdmin(KeepForTrainingActions, ReadOnlyAdmin):
     list_filter = ["status", "channel", "kept_for_training", "faces__model_version"]
     search_fields = ["id", "owner__name", "failure_reason"]
     date_hierarchy = "created_at"
+    ordering = ["-created_at"]  # what came in last is what a reviewer looks for
     fields = ["photo", "id", "status", "failure_reason", "channel", "owner", "width", "height", "kept_for_training"]
     fields += ["created_at", "started_at", "finished_at", "timings"]
     readonly_fields = fields

@@ -1,11 +1,13 @@
 """The admin: reviewers see everything and review faces, and change nothing else; admins also delete."""
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from apps.predictions.models import EstimateReview, FaceEstimate
 from apps.uploads.models import Upload
@@ -246,6 +248,16 @@ def test_upload_filters(admin_client, make_upload):
     listed = admin_client.get(UPLOADS, {"status__exact": "failed"}).context["cl"].result_list
 
     assert [u.pk for u in listed] == [failed.pk]
+
+
+def test_uploads_are_listed_newest_first(admin_client, make_upload):
+    uploads = [make_upload()[0] for _ in range(3)]
+    for days, upload in enumerate(uploads):  # the first made is the newest
+        Upload.objects.filter(pk=upload.pk).update(created_at=timezone.now() - timedelta(days=days))
+
+    listed = admin_client.get(UPLOADS).context["cl"].result_list
+
+    assert [u.pk for u in listed] == [u.pk for u in uploads]
 
 
 def test_admin_deletes_an_upload_everywhere(admin_client, make_upload, faces):
