@@ -22,9 +22,10 @@ $(STAMP): pyproject.toml Makefile
 	$(VENV)/bin/python -m pip install -e '.[dev]'
 	touch $(STAMP)
 
-# The whole app on embedded Redis + SecantusDB + SQLite at http://127.0.0.1:8000 (PORT=... to change).
+# The whole app on embedded Redis + SecantusDB + SQLite at http://127.0.0.1:8000 (PORT=... to change),
+# as people will see it: DEBUG off. DEBUG=1 for Django's debug pages.
 run: $(STAMP)
-	$(VENV)/bin/python -m devtools.devstack run
+	$(if $(DEBUG),DJANGO_DEBUG=$(DEBUG) )$(VENV)/bin/python -m devtools.devstack run
 
 # What CI runs (.ci/run): ruff, the dependency audit, then the tests; the first failure stops it.
 check: lint audit test

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import ctypes
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -419,7 +420,7 @@ def run(var: Path = REPO_ROOT / "var") -> int:
         _write_env_file(env_file, env)
         wrote_env_file = True
 
-        app_env = {**os.environ, **env, "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "1")}
+        app_env = _app_env(var, env)
         for command in (["migrate", "--noinput"], ["collectstatic", "--noinput", "-v", "0"]):
             subprocess.run([sys.executable, "manage.py", *command], cwd=REPO_ROOT, env=app_env, check=True)
 
@@ -451,6 +452,28 @@ def run(var: Path = REPO_ROOT / "var") -> int:
             entry.service.stop()
         if wrote_env_file:
             env_file.unlink(missing_ok=True)  # its ports are dead now; nobody should connect to them
+
+
+def _app_env(var: Path, services: dict[str, str]) -> dict[str, str]:
+    """The environment of manage.py, the worker and the web server: DEBUG as the caller has it (off unless
+    ``make run DEBUG=1``: the site as people will see it), and a secret key of this checkout's own unless
+    DJANGO_SECRET_KEY is set, since gunicorn refuses the development key with DEBUG off. Not in devstack.env:
+    there it would reach every manage.py command and test run beside ``make run`` too."""
+    key = os.environ.get("DJANGO_SECRET_KEY") or _local_secret_key(var / "secret-key")
+    return {**os.environ, **services, "DJANGO_SECRET_KEY": key}
+
+
+def _local_secret_key(path: Path) -> str:
+    """Made once and kept (private to its owner): a new key at each start would end every browser's session,
+    and with it the list of photos it sent."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        key = secrets.token_urlsafe(50)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(key)
+        return key
 
 
 def _port_of(url: str) -> int | None:

@@ -106,7 +106,7 @@ TEMPLATES = [
 # --- security --------------------------------------------------------------------------------
 
 # Served by gunicorn with DEBUG off means served to people: a key from the repository would let
-# anyone forge sessions, so the process refuses to start. (`make run` has DEBUG on; tests and
+# anyone forge sessions, so the process refuses to start. (`make run` makes a key of its own; tests and
 # manage.py commands never import gunicorn.)
 if SECRET_KEY == DEVELOPMENT_SECRET_KEY and not DEBUG and ("gunicorn" in sys.modules or "uvicorn" in sys.modules):
     raise ImproperlyConfigured("DJANGO_SECRET_KEY is not set: refusing to serve with the development key.")

@@ -229,9 +229,35 @@ def processes_with(argument: str) -> list[int]:
     return pids
 
 
+@pytest.mark.parametrize(("arguments", "prefix"), [([], ""), (["DEBUG=1"], "DJANGO_DEBUG=1 ")])
+def test_make_run_has_debug_off_unless_asked(arguments, prefix):
+    env = {key: value for key, value in os.environ.items() if key not in ("DEBUG", "DJANGO_DEBUG")}
+    dry_run = subprocess.run(
+        ["make", "-n", "run", *arguments], cwd=devstack.REPO_ROOT, env=env, capture_output=True, text=True, check=True
+    )
+
+    assert dry_run.stdout.splitlines()[-1] == f"{prefix}.venv/bin/python -m devtools.devstack run"
+
+
+def test_the_app_gets_a_secret_key_of_its_own_made_once(tmp_path, monkeypatch):
+    monkeypatch.delenv("DJANGO_SECRET_KEY", raising=False)
+    monkeypatch.delenv("DJANGO_DEBUG", raising=False)
+
+    first, again = devstack._app_env(tmp_path, {}), devstack._app_env(tmp_path, {"REDIS_URL": "redis://x"})
+
+    assert len(first["DJANGO_SECRET_KEY"]) >= 50 and again["DJANGO_SECRET_KEY"] == first["DJANGO_SECRET_KEY"]
+    assert (tmp_path / "secret-key").stat().st_mode & 0o777 == 0o600
+    assert "DJANGO_DEBUG" not in first  # off: the site as people see it
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "the operator's")
+    monkeypatch.setenv("DJANGO_DEBUG", "1")
+    chosen = devstack._app_env(tmp_path, {})
+    assert (chosen["DJANGO_SECRET_KEY"], chosen["DJANGO_DEBUG"]) == ("the operator's", "1")
+
+
 def test_make_run_starts_a_crashed_service_again_and_the_photo_in_flight_finishes(tmp_path):
     """SIGKILL the embedded MongoDB right after a photo is accepted: devstack starts it again on its
-    port, the detection step's retry reaches it, and the photo is analysed within a minute."""
+    port, the detection step's retry reaches it, and the photo is analysed within a minute. It serves the site
+    as people see it: DEBUG off, its own 404 page, static files by WhiteNoise."""
     import httpx
     import numpy as np
     import skimage.data
@@ -268,6 +294,9 @@ def test_make_run_starts_a_crashed_service_again_and_the_photo_in_flight_finishe
         [mongo] = processes_with(str(tmp_path / "mongo" / "db"))
 
         with httpx.Client(base_url=f"http://127.0.0.1:{env['PORT']}", headers=headers, timeout=90) as client:
+            gone = client.get(f"/r/{uuid.uuid4()}")
+            assert gone.status_code == 404 and "There is nothing at this address." in gone.text, gone.text
+            assert client.get("/static/web/style.css").status_code == 200
             accepted = client.post("/api/v1/predictions", files={"image": ("a.jpg", buffer.getvalue(), "image/jpeg")})
             assert accepted.status_code == 202, accepted.text
             os.kill(mongo, signal.SIGKILL)
