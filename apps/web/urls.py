@@ -6,6 +6,7 @@ app_name = "web"
 
 urlpatterns = [
     path("", views.upload_page, name="upload"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("r/<uuid:upload_id>", views.result, name="result"),
     path("r/<uuid:upload_id>/status", views.status, name="status"),
     path("r/<uuid:upload_id>/events", views.events, name="events"),

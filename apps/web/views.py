@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpResponse, HttpResponseForbidden, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.views.decorators.cache import never_cache
@@ -35,6 +36,7 @@ from mairror.request_threads import run_sync_then_release
 
 # The photo and crops of an upload never change; they are private to whoever has the address.
 PRIVATE_MAX_AGE = 24 * 3600
+FAVICON_MAX_AGE = 24 * 3600
 NOT_YOURS = "Only the browser that sent this photo can delete it."
 TOO_MANY_PHOTOS = "You sent many photos in a short time. Please try again in {seconds} seconds."
 # A progress stream ends after this long and the browser's EventSource opens the next one (RETRY_MS
@@ -176,6 +178,16 @@ def delete(request, upload_id):
     web_upload_delete(upload=upload)
     messages.success(request, "The photo, its faces and their results were deleted.")
     return redirect("web:upload")
+
+
+@require_GET
+def favicon(request):
+    """Browsers ask for /favicon.ico wherever a page links no icon (the admin, the API's JSON): sent on to the
+    SVG the site's pages link, instead of a 404 in every log. A redirect rather than a copy at the root: one
+    file, served by WhiteNoise with the other static files; not a permanent one, so it can change."""
+    response = redirect(static("web/favicon.svg"))
+    patch_cache_control(response, public=True, max_age=FAVICON_MAX_AGE)
+    return response
 
 
 def _upload_page(request, error: str = "", status: int = 200):

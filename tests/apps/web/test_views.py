@@ -4,9 +4,11 @@ import io
 import re
 import uuid
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
+from django.contrib.staticfiles import finders
 from django.test import Client
 from PIL import Image
 
@@ -261,3 +263,14 @@ def test_every_page_states_the_retention_period(settings):
     # True of the photos a reviewer keeps too.
     footer = " ".join(page.split("<footer>")[1].split())
     assert "or sooner when you delete them, unless a reviewer keeps one to improve the model." in footer
+
+
+def test_the_favicon_is_linked_and_answered_at_favicon_ico(client):
+    page = client.get("/").content.decode()
+    response = client.get("/favicon.ico")
+
+    assert '<link rel="icon" href="/static/web/favicon.svg" type="image/svg+xml">' in page
+    assert (response.status_code, response["Location"]) == (302, "/static/web/favicon.svg")
+    assert "max-age=86400" in response["Cache-Control"]
+    icon = ElementTree.parse(finders.find("web/favicon.svg")).getroot()
+    assert (icon.tag, icon.get("viewBox")) == ("{http://www.w3.org/2000/svg}svg", "0 0 32 32")
