@@ -1,6 +1,7 @@
 """Reads for the upload page: only photos sent from the page are reachable through it."""
 
 from django.contrib.sessions.backends.base import SessionBase
+from django.db.models import Count
 from django.utils.crypto import salted_hmac
 
 from apps.uploads.models import Upload
@@ -59,9 +60,10 @@ def web_upload_is_from_session(*, upload: Upload, session: SessionBase) -> bool:
 
 
 def web_uploads_of_session(*, session: SessionBase) -> list[Upload]:
-    """The newest photos this browser sent (RECENT_UPLOADS_SHOWN of them), newest first."""
+    """The newest photos this browser sent (RECENT_UPLOADS_SHOWN of them), newest first, each with the
+    number of faces analysed (``face_count``)."""
     browser = browser_of(session)
     if not browser:
         return []
     uploads = Upload.objects.filter(browser=browser, channel=Upload.Channel.WEB).order_by("-created_at")
-    return list(uploads[:RECENT_UPLOADS_SHOWN])
+    return list(uploads.annotate(face_count=Count("faces"))[:RECENT_UPLOADS_SHOWN])

@@ -11,6 +11,7 @@ urlpatterns = [
     path("r/<uuid:upload_id>/status", views.status, name="status"),
     path("r/<uuid:upload_id>/events", views.events, name="events"),
     path("r/<uuid:upload_id>/photo.jpg", views.photo, name="photo"),
+    path("r/<uuid:upload_id>/thumbnail.jpg", views.thumbnail, name="thumbnail"),
     path("r/<uuid:upload_id>/faces/<int:face_index>.png", views.face_crop, name="face_crop"),
     path("r/<uuid:upload_id>/delete", views.delete, name="delete"),
 ]

@@ -36,8 +36,11 @@ from mairror.request_threads import run_sync_then_release
 
 # The photo and crops of an upload never change; they are private to whoever has the address.
 PRIVATE_MAX_AGE = 24 * 3600
+# "Your photos" shows each at 64 CSS pixels: twice that is sharp on a phone's screen, and a few kB.
+THUMBNAIL_SIDE = 128
 FAVICON_MAX_AGE = 24 * 3600
 NOT_YOURS = "Only the browser that sent this photo can delete it."
+NOT_LISTED = "Only the browser that sent this photo lists it."
 TOO_MANY_PHOTOS = "You sent many photos in a short time. Please try again in {seconds} seconds."
 # A progress stream ends after this long and the browser's EventSource opens the next one (RETRY_MS
 # later): no connection stays open for ever, through proxies that cut idle ones.
@@ -152,6 +155,19 @@ def photo(request, upload_id):
     try:
         data = upload_read_display_jpeg(upload=upload)
     except OSError as error:  # gone from storage, or not decodable (the result page says why)
+        raise Http404("The photo cannot be shown.") from error
+    return _private_image(data, "image/jpeg")
+
+
+@require_GET
+def thumbnail(request, upload_id):
+    """The photo made small for the list of this browser's photos, and only for that browser."""
+    upload = _get_or_404(upload_id)
+    if not web_upload_is_from_session(upload=upload, session=request.session):
+        return HttpResponseForbidden(NOT_LISTED)
+    try:
+        data = upload_read_display_jpeg(upload=upload, max_side=THUMBNAIL_SIDE)
+    except OSError as error:
         raise Http404("The photo cannot be shown.") from error
     return _private_image(data, "image/jpeg")
 

@@ -3,6 +3,7 @@
 import io
 import re
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from django.contrib.staticfiles import finders
 from django.test import Client
+from django.utils import timezone
 from PIL import Image
 
 from apps.faces.mongo import faces_collection
@@ -274,3 +276,40 @@ def test_the_favicon_is_linked_and_answered_at_favicon_ico(client):
     assert "max-age=86400" in response["Cache-Control"]
     icon = ElementTree.parse(finders.find("web/favicon.svg")).getroot()
     assert (icon.tag, icon.get("viewBox")) == ("{http://www.w3.org/2000/svg}svg", "0 0 32 32")
+
+
+def test_your_photos_show_a_thumbnail_the_faces_found_and_when(client, one_face_jpeg, no_face_jpeg, faces):
+    group, empty, failed, waiting = (uploaded(client, data) for data in [one_face_jpeg, no_face_jpeg] * 2)
+    finish_with_faces(group, {}, {})
+    finish_with_faces(empty)
+    Upload.objects.filter(pk=failed.pk).update(status=Upload.Status.FAILED)
+    Upload.objects.filter(pk=group.pk).update(created_at=timezone.now() - timedelta(hours=2, minutes=5))
+
+    page = " ".join(client.get("/").content.decode().split())
+
+    listed = re.findall(
+        r'<a class="recent-photo" href="/r/([0-9a-f-]+)"> <img class="thumbnail" src="/r/\1/thumbnail', page
+    )
+    assert listed == [str(u.pk) for u in (waiting, failed, empty, group)]  # newest first
+    items = re.findall(r'<li><a class="recent-photo".*?</li>', page)
+    assert [" ".join(re.sub(r"<[^>]+>", "", item).split()) for item in items] == [
+        "Being analysed… just now",
+        "Could not be analysed just now",
+        "No faces just now",
+        "2 faces 2 hours ago",
+    ]
+    thumbnail = client.get(f"{result_url(group)}/thumbnail.jpg")
+    assert (thumbnail.status_code, thumbnail["Content-Type"]) == (200, "image/jpeg")
+    assert Image.open(io.BytesIO(thumbnail.content)).size == (128, 128)  # from 512 x 512
+    assert len(thumbnail.content) < 10_000
+    assert "private" in thumbnail["Cache-Control"] and "max-age=86400" in thumbnail["Cache-Control"]
+
+
+def test_only_the_browser_that_sent_a_photo_lists_it_and_gets_its_thumbnail(client, one_face_jpeg):
+    upload = uploaded(client, one_face_jpeg)
+    stranger = Client()
+    stranger.get("/")
+
+    assert "Your photos" not in stranger.get("/").content.decode()
+    assert stranger.get(f"{result_url(upload)}/thumbnail.jpg").status_code == 403
+    assert client.get(f"{result_url(upload)}/thumbnail.jpg").status_code == 200
