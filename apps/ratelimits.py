@@ -29,26 +29,36 @@ from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1]: the window's sorted set (members: requests, scores: their times). ARGV: the window in seconds,
-# the limit, a unique member. Counts the request and returns -1 if fewer than the limit came within the
-# window, else returns (as a string) the seconds until the oldest of them leaves it. Redis's clock.
+# KEYS[1]: the window's sorted set (members: photos, scores: their times). ARGV: the window in seconds,
+# the limit, a unique member prefix, the photos this request sends. Counts them and returns -1 if they
+# fit under the limit within the window, else returns (as a string) the seconds until enough of those
+# counted leave it (the whole window when the request alone sends more than the limit). Redis's clock.
 SLIDING_WINDOW = """
 local time = redis.call('TIME')
 local now = tonumber(time[1]) + tonumber(time[2]) / 1e6
-local window, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local window, limit, photos = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < limit then
-    redis.call('ZADD', KEYS[1], now, ARGV[3])
+local counted = redis.call('ZCARD', KEYS[1])
+if counted + photos <= limit then
+    for i = 1, photos do
+        redis.call('ZADD', KEYS[1], now, ARGV[3] .. ':' .. i)
+    end
     redis.call('EXPIRE', KEYS[1], math.ceil(window))
     return -1
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return tostring(tonumber(oldest[2]) + window - now)
+if photos > limit or counted == 0 then
+    return tostring(window)
+end
+local leaving = redis.call('ZRANGE', KEYS[1], counted + photos - limit - 1, counted + photos - limit - 1, 'WITHSCORES')
+return tostring(tonumber(leaving[2]) + window - now)
 """
 
 
 class UploadRateThrottle(SimpleRateThrottle):
-    """Counts what ``get_cache_key`` names; ``rate_setting`` is the setting holding the rate."""
+    """Counts photos for what ``get_cache_key`` names; ``rate_setting`` is the setting holding the rate.
+
+    A request counts as many photos as its view's ``photo_count`` says (a batch), else as one.
+    """
 
     rate_setting: str
 
@@ -64,7 +74,8 @@ class UploadRateThrottle(SimpleRateThrottle):
             return True
         try:
             answer = _sliding_window(settings.CACHES["default"]["LOCATION"])(
-                keys=[f"mairror-ratelimit:{key}"], args=[self.duration, self.num_requests, uuid.uuid4().hex]
+                keys=[f"mairror-ratelimit:{key}"],
+                args=[self.duration, self.num_requests, uuid.uuid4().hex, getattr(view, "photo_count", 1)],
             )
         except redis.exceptions.RedisError as error:
             logger.warning("rate limit %s not applied, its counters are unreachable: %s", self.scope, error)

@@ -35,10 +35,13 @@ logging.getLogger("uvicorn.access").addFilter(QueryStringsRedacted())
 # Bodies up to twice the largest upload still reach the views, which answer 413 in their own format;
 # anything longer is refused here, unread.
 BODY_LIMIT_BYTES = 2 * settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES
+# Where several photos come in one body, the batch's own limit.
+BODY_LIMITS_BY_PATH = {"/api/v1/predictions/batch": settings.MAX_BATCH_BYTES + MULTIPART_OVERHEAD_BYTES}
 
 
 class BodyLimit:
-    """Answer 413 to a request whose body is (or, sent chunked, grows) longer than ``limit`` bytes, and 408
+    """Answer 413 to a request whose body is (or, sent chunked, grows) longer than ``limit`` bytes
+    (or a path's own in ``limits_by_path``), and 408
     to one whose body stops arriving for ``idle_seconds`` (a stalled or slowloris client), then drop it.
 
     A body being read costs a coroutine, not a thread, but without a bound a client that announces a
@@ -46,18 +49,20 @@ class BodyLimit:
     application's own reads (waiting for a disconnect while it answers) are left unbounded.
     """
 
-    def __init__(self, app, limit: int, idle_seconds: float):
+    def __init__(self, app, limit: int, idle_seconds: float, limits_by_path: dict[str, int] | None = None):
         self.app = app
         self.limit = limit
         self.idle_seconds = idle_seconds
+        self.limits_by_path = limits_by_path or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.limits_by_path.get(scope.get("path", ""), self.limit)
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            message = f"The request body is larger than {self.limit} bytes."
-            return await self._refuse(scope, send, 413, "file_too_large", message, {"max_bytes": self.limit})
+        if length is not None and length.isdigit() and int(length) > limit:
+            message = f"The request body is larger than {limit} bytes."
+            return await self._refuse(scope, send, 413, "file_too_large", message, {"max_bytes": limit})
         received = 0
         refused = body_done = False
 
@@ -80,15 +85,15 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 body_done = not message.get("more_body", False)
-                if received > self.limit:
+                if received > limit:
                     refused = True
                     await self._refuse(
                         scope,
                         send,
                         413,
                         "file_too_large",
-                        f"The request body is larger than {self.limit} bytes.",
-                        {"max_bytes": self.limit},
+                        f"The request body is larger than {limit} bytes.",
+                        {"max_bytes": limit},
                     )
                     return {"type": "http.disconnect"}  # the application stops reading and answers nothing
             return message
@@ -111,5 +116,8 @@ class BodyLimit:
 
 
 application = BodyLimit(
-    SyncRequestsInThreads(django_application), BODY_LIMIT_BYTES, idle_seconds=settings.REQUEST_BODY_IDLE_SECONDS
+    SyncRequestsInThreads(django_application),
+    BODY_LIMIT_BYTES,
+    idle_seconds=settings.REQUEST_BODY_IDLE_SECONDS,
+    limits_by_path=BODY_LIMITS_BY_PATH,
 )

@@ -217,6 +217,10 @@ STORAGES = {
 # --- limits on what people send ---------------------------------------------------------------
 
 MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=15 * 1024 * 1024)
+# Photos in one POST /api/v1/predictions/batch, each within MAX_UPLOAD_BYTES, and the most bytes all
+# of them together may be (a longer body is refused unread, 413).
+MAX_BATCH_PHOTOS = env.int("MAX_BATCH_PHOTOS", default=16)
+MAX_BATCH_BYTES = env.int("MAX_BATCH_BYTES", default=64 * 1024 * 1024)
 # A request body that stops arriving for this long is answered 408 and its connection dropped (mairror.asgi).
 REQUEST_BODY_IDLE_SECONDS = env.float("REQUEST_BODY_IDLE_SECONDS", default=10.0)
 MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", default=40_000_000)

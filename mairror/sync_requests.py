@@ -3,10 +3,11 @@
 Django's ASGI handler runs a synchronous view and every synchronous middleware (all of Django's own)
 through a hop to a thread and back: about twenty hops a request. Measured in-process on this 2-core
 machine, ``/healthz`` took 4.2 ms under ASGI against 0.34 ms under WSGI, the home page 6.6 against
-1.1 ms. :class:`SyncRequestsInThreads` sends each request whose view is a coroutine (the API's
-``?wait``, the page's event stream: the requests that wait) to Django's ASGI handler, and runs every
-other one whole, middleware, view and the request signals, in one call of Django's WSGI handler on a
-pooled thread.
+1.1 ms. :class:`SyncRequestsInThreads` sends each request that waits (the API's ``?wait``, the page's
+event stream: a view that is a coroutine, and says by its ``waits`` attribute which of its requests
+wait) to Django's ASGI handler, and runs every other one whole, middleware, view and the request
+signals, in one call of Django's WSGI handler on a pooled thread (which runs an async view that
+does not wait through ``async_to_sync``).
 
 Two things Django's own handlers would get wrong are put right on the way: a body sent chunked (no
 Content-Length) gets the length of what was read, where WSGI would read it as empty; and a multipart
@@ -24,6 +25,7 @@ import contextlib
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import parse_qs
 
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
@@ -41,7 +43,7 @@ class SyncRequestsInThreads:
         self.threads = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="sync-request")
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or _view_is_async(scope):
+        if scope["type"] != "http" or _request_waits(scope):
             return await self.asgi(scope, receive, send)
         with tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE) as body:
             if not await _receive_body(receive, body):
@@ -79,11 +81,17 @@ class SyncRequestsInThreads:
         return started["status"], started["headers"], content
 
 
-def _view_is_async(scope) -> bool:
+def _request_waits(scope) -> bool:
+    """Whether the request's view is a coroutine that may wait: every request of an async view, unless
+    the view's ``waits(method, query)`` says which of its requests do (the others run in a thread)."""
     try:
-        return iscoroutinefunction(resolve(_path_info(scope)).func)
+        view = resolve(_path_info(scope)).func
     except Resolver404:
         return False  # Django's 404 page, a synchronous view
+    if not iscoroutinefunction(view):
+        return False
+    waits = getattr(view, "waits", None)
+    return waits is None or waits(scope["method"], parse_qs(scope.get("query_string", b"").decode("latin1")))
 
 
 async def _receive_body(receive, body) -> bool:

@@ -40,6 +40,13 @@ class ServiceUnavailableError(exceptions.APIException):
         self.wait = unavailable.retry_after  # DRF's handler sends it as Retry-After
 
 
+def error_entry(error: UploadRejected | PredictionUnavailable) -> dict:
+    """One photo's refusal inside a batch answer, in the error format: the photo's error, not the request's."""
+    if isinstance(error, UploadRejected):
+        return error_body(error.code, error.message, error.details)
+    return error_body("service_unavailable", error.message, {"retry_after": error.retry_after})
+
+
 def api_exception_handler(exc, context):
     """DRF's handler (statuses, headers such as WWW-Authenticate) with our body."""
     if isinstance(exc, UploadRejected):
@@ -51,6 +58,13 @@ def api_exception_handler(exc, context):
         return None  # unexpected errors: Django's 500 handler, below
     if isinstance(exc, exceptions.ValidationError):
         response.data = error_body("invalid", "The request is not valid.", exc.detail)
+    elif isinstance(exc, exceptions.UnsupportedMediaType) and context.get("view") is not None:
+        accepted = [parser.media_type for parser in context["view"].parser_classes]
+        response.data = error_body(
+            "unsupported_media_type",
+            f"{exc.detail} This URL takes {', '.join(accepted)}.",
+            {"content_type": context["request"].content_type, "accepted": accepted},
+        )
     else:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else response.data.get("detail", "")
         response.data = error_body(

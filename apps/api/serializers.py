@@ -1,7 +1,10 @@
 """The API's request and response shapes."""
 
+from django.conf import settings
+from django.urls import reverse
 from rest_framework import serializers
 
+from apps.api.parsers import PhotoField
 from apps.predictions.models import FaceEstimate
 from apps.uploads.models import Upload
 from apps.uploads.selectors import upload_faces_notice
@@ -11,7 +14,23 @@ MAX_WAIT_SECONDS = 30
 
 class PredictionCreateInputSerializer(serializers.Serializer):
     # A plain file field: the uploads app checks the content itself and says precisely what is wrong.
-    image = serializers.FileField(help_text="The photo (JPEG, PNG, WebP, HEIC, ...), checked by content.")
+    image = PhotoField(help_text="The photo (JPEG, PNG, WebP, HEIC, ...), checked by content.")
+
+
+class PredictionCreateBase64InputSerializer(serializers.Serializer):
+    """The JSON body's shape, for the schema (``PredictionCreateInputSerializer`` reads every body)."""
+
+    image = serializers.CharField(
+        help_text='The photo in base64, optionally as a data: URL ("data:image/jpeg;base64,..."). URLs are not fetched.'
+    )
+
+
+class PredictionBatchInputSerializer(serializers.Serializer):
+    images = serializers.ListField(
+        child=serializers.FileField(),
+        help_text=f"The photos: the field repeated, one file each; at most {settings.MAX_BATCH_PHOTOS} "
+        "(the server's MAX_BATCH_PHOTOS).",
+    )
 
 
 class PredictionWaitInputSerializer(serializers.Serializer):
@@ -90,3 +109,16 @@ class PredictionSerializer(serializers.Serializer):
 
     def get_faces_notice(self, upload: Upload) -> str:
         return upload_faces_notice(faces_found=upload.faces_found, analysed=len(upload.faces.all()))
+
+
+class PredictionInBatchSerializer(PredictionSerializer):
+    """A prediction as GET answers it, and where to GET it again."""
+
+    url = serializers.SerializerMethodField(help_text="Where to GET the result.")
+
+    def get_url(self, upload: Upload) -> str:
+        return prediction_url(self.context["request"], upload.pk)
+
+
+def prediction_url(request, upload_id) -> str:
+    return request.build_absolute_uri(reverse("api:prediction-detail", args=[upload_id]))

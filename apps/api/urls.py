@@ -1,11 +1,11 @@
 from django.urls import path
 
-from apps.api.apis import PredictionListCreateApi
-from apps.api.waits import prediction_detail
+from apps.api.waits import prediction_batch, prediction_detail, predictions
 
 app_name = "api"
 
 urlpatterns = [
-    path("predictions", PredictionListCreateApi.as_view(), name="prediction-list"),
+    path("predictions", predictions, name="prediction-list"),
+    path("predictions/batch", prediction_batch, name="prediction-batch"),
     path("predictions/<uuid:prediction_id>", prediction_detail, name="prediction-detail"),
 ]

@@ -23,6 +23,11 @@ def prediction_get(*, owner: APIKey, upload_id) -> Upload | None:
     return prediction_list(owner=owner).filter(pk=upload_id).first()
 
 
+def predictions_by_id(*, owner: APIKey, upload_ids: list) -> dict[str, Upload]:
+    """Several of an owner's predictions in one query (and one for their faces), by upload id."""
+    return {str(upload.pk): upload for upload in prediction_list(owner=owner).filter(pk__in=upload_ids)}
+
+
 def face_estimates_with_confidence() -> QuerySet[FaceEstimate]:
     """Faces annotated with ``confidence`` (0..1, the weaker of gender and age) and ``reviewed``.
 

@@ -21,6 +21,18 @@ def upload_is_unfinished(*, upload_id) -> bool:
     return Upload.objects.filter(pk=upload_id, status__in=(Upload.Status.PENDING, Upload.Status.PROCESSING)).exists()
 
 
+def uploads_unfinished(*, upload_ids) -> list[str]:
+    """Which of these uploads are pending or processing, in the order given: what a client waiting
+    for several checks at each change (one query)."""
+    unfinished = {
+        str(pk)
+        for pk in Upload.objects.filter(
+            pk__in=upload_ids, status__in=(Upload.Status.PENDING, Upload.Status.PROCESSING)
+        ).values_list("pk", flat=True)
+    }
+    return [str(upload_id) for upload_id in upload_ids if str(upload_id) in unfinished]
+
+
 def upload_ids_existing(*, upload_ids) -> set[str]:
     """Which of these upload ids still have their upload."""
     return {str(pk) for pk in Upload.objects.filter(pk__in=upload_ids).values_list("pk", flat=True)}

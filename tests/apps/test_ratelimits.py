@@ -272,3 +272,26 @@ def test_an_ipv6_client_is_one_slash_64_whatever_address_it_picks_in_it(settings
 )
 def test_client_network(address, counted_as):
     assert client_network(address) == counted_as
+
+
+def post_batch(client, *photos: bytes, **extra):
+    return client.post(
+        f"{LIST_URL}/batch", {"images": [photo_file(data) for data in photos]}, format="multipart", **extra
+    )
+
+
+def test_a_batch_counts_as_many_photos_as_it_sends(api_client, settings, ip, one_face_jpeg):
+    settings.UPLOAD_RATE_PER_KEY = "5/minute"
+
+    assert post_batch(api_client, *[one_face_jpeg] * 3, REMOTE_ADDR=ip()).status_code == 202
+    assert_throttled(post_batch(api_client, *[one_face_jpeg] * 3, REMOTE_ADDR=ip()))  # 2 left, not 3
+    assert Upload.objects.count() == 3  # nothing of the refused batch was kept
+    assert [post_photo(api_client, one_face_jpeg, REMOTE_ADDR=ip()).status_code for _ in range(3)] == [202, 202, 429]
+
+
+def test_a_batch_larger_than_the_limit_itself_is_refused(api_client, settings, ip, one_face_jpeg):
+    settings.UPLOAD_RATE_PER_IP = "2/minute"
+    address = ip()
+
+    assert_throttled(post_batch(api_client, *[one_face_jpeg] * 3, REMOTE_ADDR=address))
+    assert post_batch(api_client, *[one_face_jpeg] * 2, REMOTE_ADDR=address).status_code == 202

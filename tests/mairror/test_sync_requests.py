@@ -22,13 +22,13 @@ class AsgiRecorder:
         await send({"type": "http.response.body", "body": b""})
 
 
-def call(app, method: str, path: str, chunks=(b"",), headers=(), more_body=False) -> list[dict]:
+def call(app, method: str, path: str, chunks=(b"",), headers=(), more_body=False, query=b"") -> list[dict]:
     """Run one request through ``app``; ``more_body``: the last chunk promises more, which never comes."""
     scope = {
         "type": "http",
         "method": method,
         "path": path,
-        "query_string": b"",
+        "query_string": query,
         "headers": list(headers),
         "http_version": "1.1",
         "server": ("127.0.0.1", 8000),
@@ -61,14 +61,34 @@ def test_an_unknown_path_gets_the_sites_404_from_the_wsgi_handler():
     assert start["status"] == 404
 
 
-def test_a_waiting_view_goes_to_the_asgi_handler():
+def test_a_request_that_waits_goes_to_the_asgi_handler():
     inner = AsgiRecorder()
     path = f"/api/v1/predictions/{uuid.uuid4()}"
 
-    start, _ = call(SyncRequestsInThreads(inner), "GET", path)
+    waiting = [call(SyncRequestsInThreads(inner), "GET", path, query=b"wait=5")[0]]
+    waiting.append(call(SyncRequestsInThreads(inner), "POST", "/api/v1/predictions", query=b"wait=5")[0])
+    waiting.append(call(SyncRequestsInThreads(inner), "POST", "/api/v1/predictions/batch", query=b"x=1&wait=2")[0])
 
-    assert inner.paths == [path]
-    assert start["status"] == 204
+    assert inner.paths == [path, "/api/v1/predictions", "/api/v1/predictions/batch"]
+    assert [start["status"] for start in waiting] == [204, 204, 204]
+
+
+def test_requests_of_a_waiting_view_that_do_not_wait_run_in_a_pool_thread():
+    """An async view's other requests (no wait, wait=0, an invalid wait, another method) skip Django's ASGI hops."""
+    inner = AsgiRecorder()
+    app = SyncRequestsInThreads(inner)
+    path = f"/api/v1/predictions/{uuid.uuid4()}"
+
+    statuses = [
+        call(app, "GET", path)[0]["status"],
+        call(app, "GET", path, query=b"wait=0")[0]["status"],
+        call(app, "GET", path, query=b"wait=soon")[0]["status"],
+        call(app, "DELETE", path, query=b"wait=5")[0]["status"],
+        call(app, "GET", "/api/v1/predictions", query=b"wait=5")[0]["status"],
+    ]
+
+    assert inner.paths == []
+    assert statuses == [401, 401, 401, 401, 401]  # the DRF views' own answer: no key
 
 
 def test_a_head_request_gets_headers_and_no_body():

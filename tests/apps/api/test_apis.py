@@ -120,8 +120,12 @@ def test_post_without_an_image_is_invalid(api_client):
     assert "image" in error["details"]
 
 
-def test_post_that_is_not_multipart_is_unsupported(api_client):
-    assert_error(api_client.post(LIST_URL, {"image": "x"}, format="json"), 415, "unsupported_media_type")
+def test_post_of_a_body_type_it_does_not_take_says_which_it_takes(api_client):
+    error = assert_error(api_client.post(LIST_URL, "x", content_type="text/plain"), 415, "unsupported_media_type")
+
+    accepted = ["multipart/form-data", "application/json", "image/*", "application/octet-stream"]
+    assert error["details"]["accepted"] == accepted
+    assert "image/*" in error["message"]
 
 
 # --- authentication ---------------------------------------------------------------------------
@@ -290,10 +294,19 @@ def test_openapi_schema_declares_the_api_key_scheme(db, client):
         "name": "Authorization",
         "description": schema["components"]["securitySchemes"]["ApiKeyAuth"]["description"],
     }
-    assert {"/api/v1/predictions", "/api/v1/predictions/{prediction_id}"} <= set(schema["paths"])
+    assert set(schema["components"]["securitySchemes"]) == {"ApiKeyAuth", "BearerAuth", "XApiKeyAuth"}
+    paths = {"/api/v1/predictions", "/api/v1/predictions/batch", "/api/v1/predictions/{prediction_id}"}
+    assert paths <= set(schema["paths"])
     create = schema["paths"]["/api/v1/predictions"]["post"]
-    assert create["security"] == [{"ApiKeyAuth": []}]
-    assert {"202", "401", "413", "415"} <= set(create["responses"])
+    assert create["security"] == [{"ApiKeyAuth": []}, {"BearerAuth": []}, {"XApiKeyAuth": []}]  # any one
+    assert {"200", "202", "401", "413", "415"} <= set(create["responses"])
+    bodies = create["requestBody"]["content"]
+    assert set(bodies) == {"multipart/form-data", "application/json", "image/*", "application/octet-stream"}
+    assert bodies["image/*"]["schema"] == {"type": "string", "format": "binary"}
+    assert "wait" in {parameter["name"] for parameter in create["parameters"]}
+    batch = schema["paths"]["/api/v1/predictions/batch"]["post"]
+    assert set(batch["requestBody"]["content"]) == {"multipart/form-data"}
+    assert {"200", "202", "400", "429"} <= set(batch["responses"])
 
 
 def test_docs_page_is_served_without_a_cdn(db, client):

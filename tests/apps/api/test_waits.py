@@ -121,3 +121,93 @@ def test_the_schema_still_documents_the_detail_url(client):
     operations = paths["/api/v1/predictions/{prediction_id}"]
     assert {"get", "delete"} <= set(operations)
     assert "wait" in [parameter["name"] for parameter in operations["get"]["parameters"]]
+
+
+# --- POST ?wait: one call -------------------------------------------------------------------------
+
+
+def test_a_post_that_waits_answers_200_with_the_result_once_the_upload_finishes(client, one_face_jpeg):
+    finished = []
+
+    def finish_the_new_upload():
+        upload = Upload.objects.get()
+        finish(upload.pk)
+        finished.append(upload.pk)
+
+    changed = change_later(0.5, finish_the_new_upload)
+    started = time.monotonic()
+
+    response = client.post(f"{LIST_URL}?wait=10", {"image": photo_file(one_face_jpeg)}, format="multipart")
+
+    seconds = time.monotonic() - started
+    changed.join()
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == str(finished[0])
+    assert body["status"] == "done"
+    assert {"faces", "timings", "image"} <= set(body)
+    assert response["Location"].endswith(f"{LIST_URL}/{finished[0]}")
+    assert 0.4 < seconds < 2.0  # woken by the event
+
+
+def test_a_post_whose_upload_does_not_finish_in_time_answers_202_after_the_wait(client, one_face_jpeg):
+    claimed = change_later(0.2, lambda: upload_start_processing(upload_id=Upload.objects.get().pk))
+    started = time.monotonic()
+
+    response = client.post(f"{LIST_URL}?wait=1", {"image": photo_file(one_face_jpeg)}, format="multipart")
+
+    claimed.join()
+    assert response.status_code == 202
+    assert response.json()["status"] == "processing"  # as it is now, not as it was when taken
+    assert set(response.json()) == {"id", "status", "url"}
+    assert 0.95 <= time.monotonic() - started < 3
+
+
+def test_a_post_without_wait_answers_at_once(client, one_face_jpeg):
+    started = time.monotonic()
+
+    response = client.post(LIST_URL, {"image": photo_file(one_face_jpeg)}, format="multipart")
+
+    assert response.status_code == 202
+    assert time.monotonic() - started < 2
+
+
+def test_a_refused_photo_is_answered_at_once_whatever_the_wait(client):
+    response = client.post(f"{LIST_URL}?wait=10", {"image": photo_file(b"text")}, format="multipart")
+
+    assert response.status_code == 415
+
+
+def test_a_batch_that_waits_answers_200_once_every_photo_is_finished(client, one_face_jpeg):
+    def finish_all():
+        for upload in Upload.objects.all():
+            finish(upload.pk)
+
+    changed = change_later(0.3, lambda: finish(Upload.objects.order_by("created_at").first().pk), finish_all)
+
+    response = client.post(
+        f"{LIST_URL}/batch?wait=10",
+        {"images": [photo_file(one_face_jpeg), photo_file(b"text"), photo_file(one_face_jpeg)]},
+        format="multipart",
+    )
+
+    changed.join()
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [result.get("status") for result in results] == ["done", None, "done"]
+    assert results[1]["error"]["code"] == "unsupported_image"
+    assert all(result["url"].endswith(result["id"]) for result in (results[0], results[2]))
+
+
+def test_a_batch_whose_wait_runs_out_answers_202_with_what_finished(client, one_face_jpeg):
+    changed = change_later(0.2, lambda: finish(Upload.objects.order_by("created_at").first().pk))
+
+    response = client.post(
+        f"{LIST_URL}/batch?wait=1",
+        {"images": [photo_file(one_face_jpeg), photo_file(one_face_jpeg)]},
+        format="multipart",
+    )
+
+    changed.join()
+    assert response.status_code == 202
+    assert [result["status"] for result in response.json()["results"]] == ["done", "pending"]
