@@ -43,8 +43,12 @@ class SyncRequestsInThreads:
         self.threads = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="sync-request")
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or _request_waits(scope):
+        if scope["type"] != "http":
             return await self.asgi(scope, receive, send)
+        if _request_waits(scope):
+            if _has_content_length(scope):
+                return await self.asgi(scope, receive, send)
+            return await self._asgi_with_content_length(scope, receive, send)
         with tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE) as body:
             if not await _receive_body(receive, body):
                 return  # the client went away before its body was in
@@ -53,6 +57,26 @@ class SyncRequestsInThreads:
             )
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else content})
+
+    async def _asgi_with_content_length(self, scope, receive, send):
+        """A waiting request sent chunked, to Django's ASGI handler with the length of what came (DRF
+        reads no body without one). Its body is read first, and handed on in chunks."""
+        with tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE) as body:
+            if not await _receive_body(receive, body):
+                return
+            size = _size(body)
+            headers = [*scope.get("headers", []), (b"content-length", str(size).encode())]
+            handed_on = False
+
+            async def replay():
+                nonlocal handed_on
+                if handed_on:
+                    return await receive()  # after the body: the client's disconnect, when it comes
+                chunk = body.read(SCAN_CHUNK_BYTES)
+                handed_on = body.tell() >= size
+                return {"type": "http.request", "body": chunk, "more_body": not handed_on}
+
+            await self.asgi({**scope, "headers": headers}, replay, send)
 
     def _respond(self, scope, body) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """One WSGI call, in a pool thread: the status, headers and whole body of the response."""
@@ -94,6 +118,10 @@ def _request_waits(scope) -> bool:
     return waits is None or waits(scope["method"], parse_qs(scope.get("query_string", b"").decode("latin1")))
 
 
+def _has_content_length(scope) -> bool:
+    return any(name == b"content-length" for name, _ in scope.get("headers", []))
+
+
 async def _receive_body(receive, body) -> bool:
     """Write the request body into ``body``; False if the client disconnected before sending all of it."""
     while True:
@@ -132,7 +160,7 @@ def _environ(scope, body) -> dict:
     }
     if scope.get("client"):
         environ["REMOTE_ADDR"] = scope["client"][0]
-    if not any(name == b"content-length" for name, _ in scope.get("headers", [])) and _size(body):
+    if not _has_content_length(scope) and _size(body):
         environ["CONTENT_LENGTH"] = str(_size(body))  # sent chunked: the length of what came
     for name, value in scope.get("headers", []):
         key = name.decode("latin1").upper().replace("-", "_")
