@@ -1,6 +1,7 @@
 """The public JSON API: thin views over the services and selectors. A client sees only what its key created."""
 
 from django.conf import settings
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
@@ -23,6 +24,7 @@ from apps.api.serializers import (
     prediction_url,
 )
 from apps.api.throttling import UploadRatePerIp, UploadRatePerKey
+from apps.faces.selectors import face_crop_png
 from apps.predictions.selectors import prediction_get, prediction_list, predictions_by_id
 from apps.predictions.services import PredictionUnavailable, prediction_request, upload_erase
 from apps.uploads.images import MULTIPART_OVERHEAD_BYTES, FileTooLarge, UploadRejected, reject_oversized_body
@@ -106,7 +108,7 @@ class PredictionListCreateApi(APIView):
     def get(self, request):
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(prediction_list(owner=request.auth), request, view=self)
-        return paginator.get_paginated_response(PredictionSerializer(page, many=True).data)
+        return paginator.get_paginated_response(PredictionSerializer(page, many=True, context=_context(request)).data)
 
 
 class PredictionDetailApi(APIView):
@@ -124,7 +126,7 @@ class PredictionDetailApi(APIView):
         upload = prediction_get(owner=request.auth, upload_id=prediction_id)
         if upload is None:
             raise NotFound("No prediction with this id.")
-        return Response(PredictionSerializer(upload).data)
+        return Response(PredictionSerializer(upload, context=_context(request)).data)
 
     @extend_schema(
         tags=["predictions"],
@@ -138,6 +140,37 @@ class PredictionDetailApi(APIView):
             raise NotFound("No prediction with this id.")
         upload_erase(upload=upload)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class FaceCropApi(APIView):
+    """One face's aligned crop, as the models saw it; JSON only for errors, whatever the Accept header."""
+
+    @extend_schema(
+        tags=["predictions"],
+        operation_id="predictions_face_crop",
+        summary="Get the aligned crop of one face, as PNG",
+        responses={
+            (200, "image/png"): OpenApiTypes.BINARY,
+            401: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+            503: ERROR_RESPONSE,
+        },
+    )
+    def get(self, request, prediction_id, index: int):
+        upload = prediction_get(owner=request.auth, upload_id=prediction_id)
+        if upload is None:
+            raise NotFound("No prediction with this id.")
+        if not 1 <= index <= len(upload.faces.all()):
+            raise NotFound(f"This prediction has no face {index}; faces are numbered from 1.")
+        crop = face_crop_png(upload_id=upload.pk, face_index=index - 1)
+        if crop is None:
+            raise NotFound("The crop of this face is gone.")
+        response = HttpResponse(crop, content_type="image/png")
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
+
+    def perform_content_negotiation(self, request, force=False):
+        return super().perform_content_negotiation(request, force=True)  # an Accept of image/png gets errors in JSON
 
 
 class PredictionBatchApi(APIView):
@@ -192,7 +225,7 @@ class PredictionBatchApi(APIView):
 def batch_results(request, outcomes: list) -> list[dict]:
     """Each outcome (an upload id, or a photo's error entry) as the batch answers it."""
     uploads = predictions_by_id(owner=request.auth, upload_ids=[o for o in outcomes if not isinstance(o, dict)])
-    context = {"request": request}
+    context = _context(request)
     return [
         outcome
         if isinstance(outcome, dict)
@@ -230,9 +263,13 @@ def created_answer_refresh(response) -> Response:
     if upload.status in UNFINISHED:
         response.data["status"] = upload.status
         return response
-    response.data = PredictionSerializer(upload).data
+    response.data = PredictionSerializer(upload, context=_context(request)).data
     response.status_code = status.HTTP_200_OK
     return response
+
+
+def _context(request) -> dict:
+    return {"request": request}  # the faces' crop_url is absolute
 
 
 def _batch_photos(request) -> list:

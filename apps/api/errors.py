@@ -12,8 +12,11 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.views import exception_handler
 
+from apps.faces.selectors import FacesUnavailable
 from apps.predictions.services import PredictionUnavailable
 from apps.uploads.images import UploadRejected
+
+FACES_RETRY_AFTER_SECONDS = 60  # FacesUnavailable's message says "in a minute"
 
 
 def error_body(code: str, message: str, details: dict | None = None) -> dict:
@@ -30,14 +33,15 @@ class UploadRejectedError(exceptions.APIException):
 
 
 class ServiceUnavailableError(exceptions.APIException):
-    """Storage or the broker is down and nothing was kept: 503, and when to send the photo again."""
+    """Storage, the broker or MongoDB is down (and of a photo nothing was kept): 503, and when to try again."""
 
     default_code = "service_unavailable"
 
-    def __init__(self, unavailable: PredictionUnavailable):
-        super().__init__(unavailable.message)
-        self.status_code = unavailable.status_code
-        self.wait = unavailable.retry_after  # DRF's handler sends it as Retry-After
+    status_code = 503
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.wait = retry_after  # DRF's handler sends it as Retry-After
 
 
 def error_entry(error: UploadRejected | PredictionUnavailable) -> dict:
@@ -52,7 +56,9 @@ def api_exception_handler(exc, context):
     if isinstance(exc, UploadRejected):
         exc = UploadRejectedError(exc)
     elif isinstance(exc, PredictionUnavailable):
-        exc = ServiceUnavailableError(exc)
+        exc = ServiceUnavailableError(exc.message, exc.retry_after)
+    elif isinstance(exc, FacesUnavailable):
+        exc = ServiceUnavailableError(FacesUnavailable.message, FACES_RETRY_AFTER_SECONDS)
     response = exception_handler(exc, context)
     if response is None:
         return None  # unexpected errors: Django's 500 handler, below

@@ -70,8 +70,36 @@ class GenderSerializer(serializers.Serializer):
     probability = serializers.FloatField(source="gender_probability", help_text="Probability of this label.")
 
 
+class BoxRelativeSerializer(serializers.Serializer):
+    """The box as fractions of the photo's width and height (0..1), whatever size the client shows it at."""
+
+    x = serializers.SerializerMethodField()
+    y = serializers.SerializerMethodField()
+    width = serializers.SerializerMethodField()
+    height = serializers.SerializerMethodField()
+
+    def get_x(self, face: FaceEstimate) -> float:
+        return round(face.box_x / face.upload.width, 4)
+
+    def get_y(self, face: FaceEstimate) -> float:
+        return round(face.box_y / face.upload.height, 4)
+
+    def get_width(self, face: FaceEstimate) -> float:
+        return round(face.box_width / face.upload.width, 4)
+
+    def get_height(self, face: FaceEstimate) -> float:
+        return round(face.box_height / face.upload.height, 4)
+
+
 class FaceSerializer(serializers.Serializer):
+    id = serializers.CharField(
+        source="mongo_face_id", help_text="Stable for this face of this photo: the same in every answer."
+    )
+    index = serializers.IntegerField(
+        source="number", help_text="1 is the leftmost face: the number the page and the Telegram photo show."
+    )
     box = BoxSerializer(source="*", help_text="In pixels of the upright photo.")
+    box_relative = BoxRelativeSerializer(source="*", help_text="The box as fractions of the photo's width and height.")
     landmarks = serializers.DictField(
         child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
         help_text="left_eye, right_eye, nose, mouth_left, mouth_right: [x, y] in pixels of the upright photo.",
@@ -80,6 +108,13 @@ class FaceSerializer(serializers.Serializer):
     age = AgeSerializer(source="*")
     gender = GenderSerializer(source="*")
     model_version = serializers.CharField()
+    crop_url = serializers.SerializerMethodField(
+        help_text="The aligned face the models saw, as PNG; authenticated like the result."
+    )
+
+    def get_crop_url(self, face: FaceEstimate) -> str:
+        url = reverse("api:prediction-face-crop", args=[face.upload_id, face.number])
+        return self.context["request"].build_absolute_uri(url)
 
 
 class ImageSizeSerializer(serializers.Serializer):
@@ -95,7 +130,7 @@ class PredictionSerializer(serializers.Serializer):
     failure_reason = serializers.CharField(help_text="Why the analysis failed; empty unless the status is failed.")
     created_at = serializers.DateTimeField()
     image = ImageSizeSerializer(source="*")
-    faces = FaceSerializer(many=True, help_text="Most confident detection first; empty when there is no face.")
+    faces = FaceSerializer(many=True, help_text="Left to right, by index; empty when there is no face.")
     faces_found = serializers.IntegerField(
         allow_null=True,
         help_text="Faces found in the photo (null before detection). More than in faces when the photo held more "

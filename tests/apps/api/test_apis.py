@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from apps.faces.selectors import face_crop_png
 from apps.faces.services import face_documents_store
 from apps.predictions.models import FaceEstimate
 from apps.uploads.models import Upload
@@ -175,7 +176,7 @@ def test_get_pending_prediction(api_client, created):
 
 
 def test_get_done_prediction_has_faces_with_boxes_and_confidence(api_client, created):
-    add_face_result(created)
+    face = add_face_result(created)
 
     body = api_client.get(detail_url(created.pk)).json()
 
@@ -183,14 +184,43 @@ def test_get_done_prediction_has_faces_with_boxes_and_confidence(api_client, cre
     assert body["timings"] == {"total_ms": 1234.5}
     assert body["faces"] == [
         {
+            "id": face.mongo_face_id,
+            "index": 1,
             "box": {"x": 182, "y": 64, "width": 83, "height": 107},
+            "box_relative": {"x": 0.3555, "y": 0.125, "width": 0.1621, "height": 0.209},  # of 512 x 512
             "landmarks": {"left_eye": [205.1, 105.2], "right_eye": [245.3, 104.9]},
             "detection_confidence": 0.999,
             "age": {"value": 41.2, "low": 33.0, "high": 50.0, "level": 0.8},
             "gender": {"label": "female", "probability": 0.91},
             "model_version": "ag-test",
+            "crop_url": f"http://testserver{detail_url(created.pk)}/faces/1/crop",
         }
     ]
+
+
+def test_a_faces_crop_is_the_png_the_models_saw_for_its_owner_only(api_client, created, other_client_and_key):
+    face = add_face_result(created)
+    crop_url = api_client.get(detail_url(created.pk)).json()["faces"][0]["crop_url"]
+
+    response = api_client.get(crop_url, HTTP_ACCEPT="image/png")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert response.content == face_crop_png(upload_id=created.pk, face_index=face.face_index)
+    assert response["Cache-Control"] == "private, max-age=3600"
+    assert_error(other_client_and_key[0].get(crop_url), 404, "not_found")
+    assert_error(APIClient().get(crop_url), 401, "not_authenticated")
+
+
+@pytest.mark.parametrize("index", [0, 2])
+def test_a_face_the_prediction_does_not_have_is_not_found_in_json_whatever_the_accept(api_client, created, index):
+    add_face_result(created)
+
+    error = assert_error(
+        api_client.get(f"{detail_url(created.pk)}/faces/{index}/crop", HTTP_ACCEPT="image/png"), 404, "not_found"
+    )
+
+    assert "numbered from 1" in error["message"]
 
 
 def test_get_waits_at_most_as_long_as_asked(api_client, created):
@@ -280,7 +310,7 @@ def test_healthz_needs_no_key_and_no_database(client):
     response = client.get("/healthz")  # without the db fixture, any query would raise
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json()["status"] == "ok"  # the rest: tests/mairror/test_health.py
 
 
 def test_openapi_schema_declares_the_api_key_scheme(db, client):
