@@ -1,9 +1,9 @@
 """The inference facade: the only part of ml/ the Django apps call (workers; web processes call only the
 Pillow-only ``ml.images``). ``__all__`` is that surface; import-linter holds the apps to it (``make lint``).
 
-``FacePipeline`` loads MTCNN and the Keras model lazily, once per process, and offers
-the two halves the Celery tasks run separately (``find_faces`` on the photo,
-``estimate`` on a batch of crops) plus ``predict``, which does both.
+``FacePipeline`` loads MTCNN and the Keras model lazily, once per process (or at once with
+``warm_up``, as ml workers do when they start), and offers the two halves the Celery tasks run
+separately (``find_faces`` on the photo, ``estimate`` on a batch of crops) plus ``predict``, which does both.
 Results are deterministic: no randomness at inference, flip averaging included.
 
 On a CPU both run on TensorFlow Lite with XNNPACK (``runtime="tflite"``, :mod:`ml.tflite`),
@@ -27,6 +27,7 @@ import numpy as np
 
 from ml.alignment import LANDMARK_NAMES, align_face
 from ml.detection import MAX_SHORT_SIDE
+from ml.face_quality import face_quality, head_pose
 from ml.preprocessing import PREPROCESSING_VERSION, Face, detect_and_extract
 from ml.types import AgeEstimate, Box, FacePrediction, GenderEstimate, ImagePrediction
 
@@ -38,6 +39,8 @@ __all__ = [
     "FacePipeline",
     "GenderEstimate",
     "align_face",  # to cut a reviewed face out of its photo again (export_reviewed)
+    "face_quality",  # how usable each detected face is, stored beside its crop
+    "head_pose",
 ]
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -152,6 +155,17 @@ class FacePipeline:
                 self._model = model
         return self._model
 
+    def warm_up(self) -> None:
+        """Load both networks and run each once, so that a process's first photo costs what its tenth does:
+        loading takes seconds, and each network's first call plans its interpreters (or traces its graph).
+
+        The photo is seeded noise: faceless, so detection also runs its retry, yet PNet finds candidates
+        there and RNet runs too. The age/gender net gets one blank crop (and its mirror), a photo's usual batch.
+        """
+        noise = np.random.default_rng(0).integers(0, 256, (self.max_short_side, self.max_short_side, 3), np.uint8)
+        self.find_faces([noise])
+        self.estimate(np.zeros((1, self.crop_size, self.crop_size, 3), np.uint8))
+
     def find_faces(self, images_rgb: list[np.ndarray]) -> list[list[Face]]:
         """Detect and align every face of each photo, most confident first."""
         return detect_and_extract(self._load_detector(), images_rgb, self.crop_size)
@@ -215,6 +229,8 @@ class FacePipeline:
                 for name, (px, py) in zip(LANDMARK_NAMES, face.detection.landmarks, strict=True)
             },
             detection_confidence=face.detection.confidence,
+            pose=head_pose(face.detection.landmarks),
+            quality=face_quality(face.crop, face.detection.box),
             age=age,
             gender=gender,
             model_version=self.model_version,

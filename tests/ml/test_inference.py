@@ -1,5 +1,7 @@
 """The inference facade on a real photo with a known face: scikit-image's astronaut (an adult woman)."""
 
+import time
+
 import numpy as np
 import pytest
 from skimage import data
@@ -25,6 +27,10 @@ def test_astronaut_is_one_adult_woman(pipeline):
     assert 150 < box.x < 220 and 30 < box.y < 100 and 60 < box.width < 140
     assert set(face.landmarks) == {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
     assert face.model_version == pipeline.model_version
+    # She faces the camera, her head a little tilted and lowered, in a sharp, well-lit studio photo.
+    assert abs(face.pose.yaw) < 10 and abs(face.pose.roll) < 10 and -25 < face.pose.pitch < 5
+    assert face.quality.sharpness > 60 and 50 < face.quality.brightness < 85
+    assert face.quality.size == min(box.width, box.height)
 
 
 def test_predictions_are_deterministic_and_batched_across_photos(pipeline):
@@ -91,3 +97,15 @@ def test_on_a_cpu_the_age_gender_net_runs_on_tflite_with_the_keras_outputs(pipel
         np.testing.assert_allclose(female, keras_female, atol=1e-4)
     with pytest.raises(ValueError, match="runtime"):
         FacePipeline(runtime="onnx")
+
+
+def test_after_warm_up_the_first_photo_costs_no_loading():
+    """What an ml worker process runs when it starts: loading takes seconds, a photo then milliseconds."""
+    pipeline = FacePipeline()
+    pipeline.warm_up()
+
+    started = time.perf_counter()
+    (result,) = pipeline.predict([data.astronaut()])
+
+    assert len(result.faces) == 1
+    assert time.perf_counter() - started < 1.0
