@@ -113,6 +113,14 @@ def _is_a_view(path: str) -> bool:
         return False
 
 
+def bad_request(request, exception):
+    """400 for what Django refuses before any view (a body past DATA_UPLOAD_MAX_MEMORY_SIZE read whole, too many
+    fields or files, a bad Host): the error format under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("bad_request", "The request cannot be read."), status=400)
+    return defaults.bad_request(request, exception)
+
+
 def server_error(request):
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("server_error", "An internal error occurred."), status=500)
