@@ -34,10 +34,31 @@ class GenderEstimate:
 
 
 @dataclass(frozen=True)
+class HeadPose:
+    """Approximate head rotation in degrees (ml.face_quality): yaw > 0 turned to the photo's right,
+    pitch > 0 looking up, roll > 0 tilted clockwise as seen."""
+
+    yaw: float
+    pitch: float
+    roll: float
+
+
+@dataclass(frozen=True)
+class FaceQuality:
+    """Sharpness and brightness on 0-100 of the face in its aligned crop, and its box's shorter side in pixels."""
+
+    sharpness: float
+    brightness: float
+    size: int
+
+
+@dataclass(frozen=True)
 class FacePrediction:
     box: Box
     landmarks: dict[str, tuple[float, float]]
     detection_confidence: float
+    pose: HeadPose
+    quality: FaceQuality
     age: AgeEstimate
     gender: GenderEstimate
     model_version: str
