@@ -3,8 +3,9 @@
 import os
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init, worker_process_shutdown
 
+from apps.faces.signals import ml_process_start, ml_process_stop
 from mairror.log_filters import redact_handlers
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mairror.settings")
@@ -17,3 +18,11 @@ app.autodiscover_tasks()
 # with their own, and give "celery.task" its own: secrets are cut out there too.
 after_setup_logger.connect(redact_handlers, weak=False)
 after_setup_task_logger.connect(redact_handlers, weak=False)
+
+# Each pool process of an ml worker loads and warms the models before it takes a task, then beats for
+# /healthz. The pool kills a process started in place of a dead one that is not up within
+# worker_proc_alive_timeout: warming takes 5-20 s on two busy cores, and at the default 4 s each
+# replacement was killed in turn, for ever. Two minutes.
+app.conf.worker_proc_alive_timeout = 120.0
+worker_process_init.connect(ml_process_start, weak=False)
+worker_process_shutdown.connect(ml_process_stop, weak=False)

@@ -1,4 +1,5 @@
-"""The worker's one FacePipeline: the models load once per process, on the first task that needs them."""
+"""The worker's one FacePipeline: the models load once per process, when an ml worker process starts
+(``apps.faces.signals``), or else on the first task that needs them."""
 
 import functools
 
