@@ -1,18 +1,10 @@
 from csp.decorators import csp_update
 from django.contrib import admin
-from django.http import JsonResponse
 from django.urls import include, path, re_path
-from django.views.decorators.http import require_GET
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.api.errors import api_path_not_found
-
-
-@require_GET
-def healthz(request):
-    """Liveness for load balancers and the devstack runner: touches no database, needs no key."""
-    return JsonResponse({"status": "ok"})
-
+from mairror.health import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -26,5 +18,6 @@ urlpatterns = [
     path("", include("apps.web.urls")),
 ]
 
+handler400 = "apps.api.errors.bad_request"
 handler404 = "apps.api.errors.not_found"
 handler500 = "apps.api.errors.server_error"
