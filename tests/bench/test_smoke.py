@@ -77,3 +77,14 @@ def test_wait_capacity_holds_open_waits_and_probes_healthz(tmp_path):
     assert report["answers"] == {"200 pending": 20}
     assert report["healthz_ms_with_waits_open"]["n"] == 5
     assert "`/healthz` with the waits open" in (tmp_path / "wait_capacity.md").read_text()
+
+
+def test_first_photo_waits_for_healthz_to_count_a_fresh_worker_then_sends(tmp_path):
+    run_bench("first_photo.py", "--smoke", "--out", str(tmp_path))
+    report = json.loads((tmp_path / "first_photo.json").read_text())
+    first, at_start = report["ready_first"], report["sent_at_start"]
+    assert first["statuses"] == ["done"] and first["faces_found"] == [1] and len(first["latency_ms"]) == 2
+    assert len(first["warm_up_s"]) == len(at_start["warm_up_s"]) == 1  # one pool process, warmed once
+    assert first["healthz_ml_ready_s"] < first["first_result_from_worker_start_s"]
+    assert at_start["status"] == "done" and at_start["faces_found"] == 1
+    assert "photo 1 / photo 2" in (tmp_path / "first_photo.md").read_text()
