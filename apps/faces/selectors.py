@@ -14,13 +14,15 @@ from apps.faces.mongo import faces_collection
 
 @dataclass(frozen=True)
 class FaceCrop:
-    """A detected face as the estimation step needs it: where it is, and its aligned crop."""
+    """A detected face as the estimation step needs it: where it is, how usable, and its aligned crop."""
 
     id: str
     face_index: int
     box: dict[str, float]
     landmarks: dict[str, list[float]]
     detection_confidence: float
+    pose: dict[str, float] | None  # yaw, pitch, roll in degrees (None: stored before they were computed)
+    quality: dict[str, float] | None  # sharpness, brightness (0-100), size (px); None likewise
     crop: np.ndarray  # S x S x 3 uint8 RGB
     crop_size: int  # S
     model_version: str | None  # the weights it was aligned for (None: stored before this was recorded)
@@ -48,6 +50,8 @@ def _face_crop(document: dict) -> FaceCrop:
         box=document["box"],
         landmarks=document["landmarks"],
         detection_confidence=document["detection_confidence"],
+        pose=document.get("pose"),
+        quality=document.get("quality"),
         crop=crop,
         crop_size=crop.shape[0],
         model_version=document.get("model_version"),

@@ -44,7 +44,8 @@ def faces_detect(*, upload_id: str) -> list[str]:
     """Find and align the faces of an upload and store them; returns their document ids, in face order.
 
     A crowd is cut to the MAX_FACES_PER_PHOTO largest faces, so that one photo cannot hold a worker
-    for long; ``Upload.faces_found`` keeps how many there were. An upload that is gone or already
+    for long; ``Upload.faces_found`` keeps how many there were. The faces kept are numbered left to
+    right (``faces_left_to_right``). An upload that is gone or already
     finished (a redelivered task) is left alone: returns []. So is one claimed more than
     MAX_PROCESSING_ATTEMPTS times, after failing it: its tasks kept dying with their worker (a photo
     that runs it out of memory or crashes a decoder), and the broker would redeliver it for ever.
@@ -72,7 +73,7 @@ def faces_detect(*, upload_id: str) -> list[str]:
     detected = time.perf_counter()
     face_ids = face_documents_store(
         upload_id=upload_id,
-        faces=largest_faces(found, settings.MAX_FACES_PER_PHOTO),
+        faces=faces_left_to_right(largest_faces(found, settings.MAX_FACES_PER_PHOTO)),
         model_version=pipeline.model_version,
         first_run=upload.processing_attempts == 1,
     )
@@ -96,16 +97,30 @@ def largest_faces(faces: list[Face], count: int) -> list[Face]:
     return [faces[i] for i in sorted(largest)]
 
 
+def faces_left_to_right(faces: list[Face]) -> list[Face]:
+    """The faces by their box centre, left to right, and top to bottom where two share an x: the order
+    people read a photo in, so face 1 on the page, in the API and on the Telegram photo is the leftmost."""
+
+    def centre(face: Face) -> tuple[float, float]:
+        x, y, width, height = face.detection.box
+        return x + width / 2, y + height / 2
+
+    return sorted(faces, key=centre)
+
+
 def face_documents_store(
     *, upload_id: str, faces: list[Face], model_version: str, first_run: bool = False
 ) -> list[str]:
-    """Store one document per face, keyed by (upload, face index), and drop any left from an earlier run.
+    """Store one document per face, keyed by (upload, face index: its position in ``faces``), and drop any
+    left from an earlier run. Each has its head pose and quality (``ml.face_quality``) beside its crop.
 
     ``model_version`` names the weights the crops were aligned for. ``first_run``: this is the
     upload's first claim, so no earlier run can have stored faces: one insert, no upsert, delete or
     read back (three round trips fewer). A second delivery racing it upserts, and if it got there
     first the insert's duplicates fall back to the same upserts.
     """
+    from ml.inference import face_quality, head_pose
+
     collection = faces_collection()
     now = timezone.now()
     documents = [
@@ -118,6 +133,8 @@ def face_documents_store(
             "box": dict(zip(("x", "y", "width", "height"), map(float, face.detection.box), strict=True)),
             "landmarks": _landmarks(face.detection.landmarks),
             "detection_confidence": float(face.detection.confidence),
+            "pose": dataclasses.asdict(head_pose(face.detection.landmarks)),
+            "quality": dataclasses.asdict(face_quality(face.crop, face.detection.box)),
             "created_at": now,
             "updated_at": now,
         }

@@ -9,14 +9,18 @@ MAX_AGE = 120
 
 
 class FaceEstimate(models.Model):
-    """Age and gender of one face of an upload, with where the face is (upright-photo pixels)."""
+    """Age and gender of one face of an upload, with where the face is (upright-photo pixels) and how usable:
+    its approximate head pose and image quality (``ml.face_quality``, docs/face_quality.md), null on rows
+    made before they were computed."""
 
     class Gender(models.TextChoices):
         FEMALE = "female"
         MALE = "male"
 
     upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="faces")
-    face_index = models.PositiveSmallIntegerField(help_text="0 is the most confident detection.")
+    face_index = models.PositiveSmallIntegerField(
+        help_text="Left to right by box centre (then top to bottom) among the faces analysed: 0 is the leftmost."
+    )
     mongo_face_id = models.CharField(max_length=24, help_text="The face document (crop, raw outputs) in MongoDB.")
     box_x = models.IntegerField()
     box_y = models.IntegerField()
@@ -24,6 +28,13 @@ class FaceEstimate(models.Model):
     box_height = models.PositiveIntegerField()
     landmarks = models.JSONField(help_text='{"left_eye": [x, y], ...} in ml.alignment.LANDMARK_NAMES order.')
     detection_confidence = models.FloatField()
+    pose_yaw = models.FloatField(
+        null=True, help_text="Degrees, approximate; > 0: the head turned to the photo's right."
+    )
+    pose_pitch = models.FloatField(null=True, help_text="Degrees, approximate; > 0: the face looks up.")
+    pose_roll = models.FloatField(null=True, help_text="Degrees; > 0: the head tilted clockwise as seen.")
+    sharpness = models.FloatField(null=True, help_text="0-100; 50 is as sharp as the median UTKFace training face.")
+    brightness = models.FloatField(null=True, help_text="0-100: the mean luma of the face.")
     age_value = models.FloatField()
     age_low = models.FloatField()
     age_high = models.FloatField()
@@ -47,6 +58,11 @@ class FaceEstimate(models.Model):
     def number(self) -> int:
         """The face's number as people see it, on the page's badges, the API's ``index`` and Telegram: from 1."""
         return self.face_index + 1
+
+    @property
+    def face_size(self) -> int:
+        """The box's shorter side in pixels of the upright photo: the quality's face size, for every row."""
+        return min(self.box_width, self.box_height)
 
     @property
     def short_label(self) -> str:

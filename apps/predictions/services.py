@@ -73,6 +73,11 @@ RESULT_FIELDS = [
     "box_height",
     "landmarks",
     "detection_confidence",
+    "pose_yaw",
+    "pose_pitch",
+    "pose_roll",
+    "sharpness",
+    "brightness",
     "age_value",
     "age_low",
     "age_high",
@@ -232,6 +237,7 @@ def upload_erase(*, upload: Upload) -> None:
 
 
 def _face_estimate(upload, crop, age, gender, model_version: str) -> FaceEstimate:
+    pose, quality = crop.pose or {}, crop.quality or {}  # faces detected before these were computed have none
     return FaceEstimate(
         upload=upload,
         face_index=crop.face_index,
@@ -242,6 +248,11 @@ def _face_estimate(upload, crop, age, gender, model_version: str) -> FaceEstimat
         box_height=round(crop.box["height"]),
         landmarks=crop.landmarks,
         detection_confidence=crop.detection_confidence,
+        pose_yaw=pose.get("yaw"),
+        pose_pitch=pose.get("pitch"),
+        pose_roll=pose.get("roll"),
+        sharpness=quality.get("sharpness"),
+        brightness=quality.get("brightness"),
         age_value=age.value,
         age_low=age.low,
         age_high=age.high,

@@ -1,5 +1,5 @@
 import uuid
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -10,9 +10,10 @@ from apps.faces.services import (
     face_documents_delete,
     face_documents_record_outputs,
     face_documents_store,
+    faces_left_to_right,
     largest_faces,
 )
-from ml.inference import LANDMARK_NAMES
+from ml.inference import LANDMARK_NAMES, face_quality, head_pose
 from tests.support import make_face
 
 
@@ -35,12 +36,26 @@ def test_store_writes_one_document_per_face_with_its_crop(faces, upload_id):
         assert list(crop.landmarks) == list(LANDMARK_NAMES)
         np.testing.assert_allclose([crop.landmarks[name] for name in LANDMARK_NAMES], face.detection.landmarks)
         assert crop.detection_confidence == face.detection.confidence
+        assert crop.pose == asdict(head_pose(face.detection.landmarks))
+        assert crop.quality == asdict(face_quality(face.crop, face.detection.box))
     document = faces.find_one({"_id": ObjectId(face_ids[0])})
     assert document["upload_id"] == upload_id
     assert document["face_index"] == 0
     assert (document["crop_size"], document["model_version"]) == (32, "ag-test")
     assert (crops[0].crop_size, crops[0].model_version) == (32, "ag-test")
     assert document["created_at"] is not None
+    assert set(document["pose"]) == {"yaw", "pitch", "roll"}
+    assert document["quality"]["size"] == 31  # the box's shorter side, 30.6 px
+    assert 0 <= document["quality"]["sharpness"] <= 100 and 0 <= document["quality"]["brightness"] <= 100
+
+
+def test_faces_stored_before_pose_and_quality_existed_have_none(faces, upload_id):
+    face_ids = face_documents_store(upload_id=upload_id, faces=[make_face(0)], model_version="ag-test")
+    faces.update_many({"upload_id": upload_id}, {"$unset": {"pose": "", "quality": ""}})
+
+    [crop] = face_crops_get(upload_id=upload_id, face_ids=face_ids)
+
+    assert (crop.pose, crop.quality) == (None, None)
 
 
 def test_storing_again_upserts_instead_of_duplicating(faces, upload_id):
@@ -130,3 +145,30 @@ def test_a_crowd_is_cut_to_its_largest_faces_in_their_order():
 
     assert [face.detection.box[2] for face in largest_faces(crowd, 3)] == [90, 50, 70]
     assert largest_faces(crowd, 5) == crowd
+
+
+def with_box(index: int, box: tuple[float, float, float, float]):
+    return replace(make_face(index), detection=replace(make_face(index).detection, box=box))
+
+
+def test_faces_are_ordered_left_to_right_by_box_centre_then_top_to_bottom():
+    # Detected most confident first (make_face lowers the confidence with the index).
+    detected = [
+        with_box(0, (300, 0, 50, 50)),  # centre x 325
+        with_box(1, (90, 100, 60, 60)),  # 120, below the next one
+        with_box(2, (100, 0, 40, 40)),  # 120
+        with_box(3, (0, 0, 10, 10)),  # 5
+    ]
+
+    ordered = faces_left_to_right(detected)
+
+    assert ordered == [detected[3], detected[2], detected[1], detected[0]]
+
+
+def test_a_crowd_keeps_its_largest_faces_and_numbers_those_left_to_right():
+    sides_and_x = [(30, 500), (90, 400), (50, 0), (70, 200), (10, 100)]
+    crowd = [with_box(i, (x, 0, side, side)) for i, (side, x) in enumerate(sides_and_x)]
+
+    kept = faces_left_to_right(largest_faces(crowd, 3))
+
+    assert [face.detection.box[2] for face in kept] == [50, 70, 90]

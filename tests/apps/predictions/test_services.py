@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from apps.faces.services import TOO_MANY_ATTEMPTS, face_documents_store
+from apps.faces.services import TOO_MANY_ATTEMPTS, face_documents_store, faces_detect
 from apps.predictions.models import EstimateReview, FaceEstimate
 from apps.predictions.services import (
     QUEUE_UNAVAILABLE,
@@ -81,6 +81,17 @@ def test_estimation_leaves_a_finished_upload_alone(upload, faces):
     upload.refresh_from_db()
     assert (upload.status, upload.failure_reason) == (Upload.Status.FAILED, "Unreadable.")
     assert not FaceEstimate.objects.exists()
+
+
+def test_faces_detected_before_pose_and_quality_existed_get_rows_without_them(upload, faces, model_weights):
+    face_ids = faces_detect(upload_id=str(upload.pk))
+    faces.update_many({"upload_id": str(upload.pk)}, {"$unset": {"pose": "", "quality": ""}})
+
+    faces_estimate(face_ids=face_ids, upload_id=str(upload.pk))
+
+    [row] = FaceEstimate.objects.filter(upload=upload)
+    assert (row.pose_yaw, row.pose_pitch, row.pose_roll, row.sharpness, row.brightness) == (None,) * 5
+    assert row.face_size == min(row.box_width, row.box_height) > 0  # from the box, for every row
 
 
 def test_faces_of_an_upload_deleted_during_analysis_are_removed(db, faces):
