@@ -165,6 +165,16 @@ def test_faces_are_ordered_left_to_right_by_box_centre_then_top_to_bottom():
     assert ordered == [detected[3], detected[2], detected[1], detected[0]]
 
 
+def test_faces_above_one_another_are_ordered_top_to_bottom_column_by_column():
+    """A grid of faces whose centres are a pixel or two apart across: each column read from the top."""
+    grid = {(column, row): (100 * column + (3 - row), 100 * row) for column in range(2) for row in range(3)}
+    detected = [with_box(i, (x, y, 80, 80)) for i, (x, y) in enumerate(grid.values())]
+
+    ordered = faces_left_to_right(detected)
+
+    assert [face.detection.box[:2] for face in ordered] == [grid[key] for key in sorted(grid)]
+
+
 def test_a_crowd_keeps_its_largest_faces_and_numbers_those_left_to_right():
     sides_and_x = [(30, 500), (90, 400), (50, 0), (70, 200), (10, 100)]
     crowd = [with_box(i, (x, 0, side, side)) for i, (side, x) in enumerate(sides_and_x)]
