@@ -1,7 +1,10 @@
 """What the bot says: fixed texts, the caption listing each face, and the photo with the faces drawn on it."""
 
+from __future__ import annotations
+
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
@@ -49,8 +52,8 @@ def help_text() -> str:
 
 
 def result_caption(faces: Sequence[FaceEstimate], faces_found: int | None = None) -> str:
-    """One line per face, numbered as on the photo; faces that do not fit in a caption are counted, and
-    a crowd cut to the largest faces (MAX_FACES_PER_PHOTO) is said so.
+    """One line per face, by its number (left to right, as on the photo and the result page); faces that do
+    not fit in a caption are counted, and a crowd cut to the largest faces (MAX_FACES_PER_PHOTO) is said so.
 
     ``faces_found`` defaults to what the faces' upload recorded.
     """
@@ -63,7 +66,7 @@ def result_caption(faces: Sequence[FaceEstimate], faces_found: int | None = None
         text = "1 face found:" if len(faces) == 1 else f"{len(faces)} faces found, numbered on the photo:"
     for shown, face in enumerate(faces):
         line = (
-            f"{shown + 1}. Age {face.age_value:.0f}, {face.age_level:.0%} likely "
+            f"{face.number}. Age {face.age_value:.0f}, {face.age_level:.0%} likely "
             f"{face.age_low:.0f}–{face.age_high:.0f}; {face.gender_label}, {face.gender_probability:.0%} likely"
         )
         remaining = len(faces) - shown
@@ -75,7 +78,8 @@ def result_caption(faces: Sequence[FaceEstimate], faces_found: int | None = None
 
 
 def annotated_photo(image_bytes: bytes, faces: Sequence[FaceEstimate]) -> bytes:
-    """The upright photo (boxes are in upright pixels), at most PHOTO_MAX_SIDE, each face boxed and labelled; JPEG."""
+    """The upright photo (boxes are in upright pixels), at most PHOTO_MAX_SIDE, each face boxed with a badge
+    giving its number, as the caption and the result page number it; JPEG."""
     image = ImageOps.exif_transpose(Image.open(io.BytesIO(image_bytes))).convert("RGB")
     scale = min(1.0, PHOTO_MAX_SIDE / max(image.size))
     if scale < 1:
@@ -85,19 +89,67 @@ def annotated_photo(image_bytes: bytes, faces: Sequence[FaceEstimate]) -> bytes:
     font = ImageFont.load_default(size=max(12, round(side / 40)))
     padding = line_width
     draw = ImageDraw.Draw(image)
-    for number, face in enumerate(faces, start=1):
-        left, top = face.box_x * scale, face.box_y * scale
-        right, bottom = left + face.box_width * scale, top + face.box_height * scale
-        draw.rectangle((left, top, right, bottom), outline=BOX_COLOR, width=line_width)
-        label = f"{number}: {face.age_value:.0f} {face.gender_label[0].upper()}"
-        text_left, text_top, text_right, text_bottom = draw.textbbox((0, 0), label, font=font)
-        label_height = text_bottom - text_top + 2 * padding
-        # Above the box, or inside its top edge when the face touches the top of the photo.
-        label_top = top - label_height if top >= label_height else top
-        draw.rectangle(
-            (left, label_top, left + text_right - text_left + 2 * padding, label_top + label_height), fill=BOX_COLOR
-        )
-        draw.text((left + padding - text_left, label_top + padding - text_top), label, fill=(0, 0, 0), font=font)
+    boxes = [
+        Rect(face.box_x * scale, face.box_y * scale, face.box_width * scale, face.box_height * scale) for face in faces
+    ]
+    for box in boxes:
+        draw.rectangle((box.x, box.y, box.right, box.bottom), outline=BOX_COLOR, width=line_width)
+    labels = [str(face.number) for face in faces]
+    text_boxes = [draw.textbbox((0, 0), label, font=font) for label in labels]
+    sizes = [(right - left + 2 * padding, bottom - top + 2 * padding) for left, top, right, bottom in text_boxes]
+    # After every box, so that no box is drawn over a badge.
+    for badge, label, (text_left, text_top, _, _) in zip(
+        badge_places(boxes, sizes, image.size), labels, text_boxes, strict=True
+    ):
+        draw.rectangle((badge.x, badge.y, badge.right, badge.bottom), fill=BOX_COLOR)
+        draw.text((badge.x + padding - text_left, badge.y + padding - text_top), label, fill=(0, 0, 0), font=font)
     output = io.BytesIO()
     image.save(output, format="JPEG", quality=88)
     return output.getvalue()
+
+
+@dataclass(frozen=True)
+class Rect:
+    x: float
+    y: float
+    width: float
+    height: float
+
+    @property
+    def right(self) -> float:
+        return self.x + self.width
+
+    @property
+    def bottom(self) -> float:
+        return self.y + self.height
+
+    def overlaps(self, other: Rect) -> bool:
+        return self.x < other.right and other.x < self.right and self.y < other.bottom and other.y < self.bottom
+
+
+def badge_places(
+    boxes: Sequence[Rect], sizes: Sequence[tuple[float, float]], image_size: tuple[int, int]
+) -> list[Rect]:
+    """Where each box's badge goes: wholly inside the photo, and clear of the badges placed before it where
+    it can be. The first of these places that is clear wins: above the box's top left corner, inside it,
+    inside its top right corner, inside its bottom left one, below it; then down the box's left edge."""
+    placed: list[Rect] = []
+    for box, (width, height) in zip(boxes, sizes, strict=True):
+        corners = [
+            (box.x, box.y - height),
+            (box.x, box.y),
+            (box.right - width, box.y),
+            (box.x, box.bottom - height),
+            (box.x, box.bottom),
+        ]
+        lower = [(box.x, box.y + step * height) for step in range(1, int(box.height / height))]
+        candidates = [_inside(Rect(x, y, width, height), image_size) for x, y in corners + lower]
+        placed.append(next((c for c in candidates if not any(c.overlaps(p) for p in placed)), candidates[0]))
+    return placed
+
+
+def _inside(badge: Rect, image_size: tuple[int, int]) -> Rect:
+    """The badge moved as little as needed to be wholly inside the photo."""
+    x = min(max(badge.x, 0), max(image_size[0] - badge.width, 0))
+    y = min(max(badge.y, 0), max(image_size[1] - badge.height, 0))
+    return Rect(x, y, badge.width, badge.height)
