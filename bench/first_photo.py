@@ -61,9 +61,12 @@ def warm_up_seconds(log: Path) -> list[float]:
 
 
 def photo_summary(run: dict) -> dict:
+    """One photo's times: the POST (the web process alone) and what came after it (the queue, the worker,
+    the answer), with the worker's own stages."""
     return {
         "total_ms": round(run["total_ms"], 1),
         "post_ms": round(run["post_ms"], 1),
+        "after_post_ms": round(run["total_ms"] - run["post_ms"], 1),
         **{name: round(run["stages_ms"][name], 1) for name in ("queue_ms", "detection_ms", "estimation_ms")},
     }
 
@@ -191,6 +194,10 @@ def markdown(report: dict) -> str:
         f"(detection {first['last']['detection_ms']} ms, the model {first['last']['estimation_ms']} ms) |",
         f"| photos 2..{n}, p50 | {first['rest_p50_ms']} ms |",
         f"| photo 1 / photo {n} (target <= {report['target_first_within']:g}) | {first['first_to_last']} ({met}) |",
+        f"| the POST alone (the web process), photo 1 / photo {n} | {first['first']['post_ms']} / "
+        f"{first['last']['post_ms']} ms |",
+        f"| after the POST (queue {first['first']['queue_ms']} / {first['last']['queue_ms']} ms, the worker, "
+        f"the answer), photo 1 / photo {n} | {first['first']['after_post_ms']} / {first['last']['after_post_ms']} ms |",
         f"| worker start to photo 1's result | {first['first_result_from_worker_start_s']} s |",
         f"| photo queued before the worker starts: worker start to its result | "
         f"{at_start['result_from_worker_start_s']} s (detection {at_start['detection_ms']} ms) |",
