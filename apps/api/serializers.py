@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.api.parsers import PhotoField
@@ -91,6 +92,22 @@ class BoxRelativeSerializer(serializers.Serializer):
         return round(face.box_height / face.upload.height, 4)
 
 
+class PoseSerializer(serializers.Serializer):
+    """Approximate, from the five landmarks (docs/face_quality.md): tells a frontal face from a turned one."""
+
+    yaw = serializers.FloatField(source="pose_yaw", help_text="Degrees; > 0: the head turned to the photo's right.")
+    pitch = serializers.FloatField(source="pose_pitch", help_text="Degrees; > 0: the face looks up. The roughest.")
+    roll = serializers.FloatField(source="pose_roll", help_text="Degrees; > 0: the head tilted clockwise as seen.")
+
+
+class QualitySerializer(serializers.Serializer):
+    """Whether a face is worth trusting, as Rekognition's Quality: drop those too small, blurred or dark."""
+
+    sharpness = serializers.FloatField(help_text="0-100; 50 is as sharp as the median face the model learnt from.")
+    brightness = serializers.FloatField(help_text="0-100: the mean luminance of the face.")
+    face_px = serializers.IntegerField(source="face_size", help_text="The box's shorter side, in pixels.")
+
+
 class FaceSerializer(serializers.Serializer):
     id = serializers.CharField(
         source="mongo_face_id", help_text="Stable for this face of this photo: the same in every answer."
@@ -107,10 +124,21 @@ class FaceSerializer(serializers.Serializer):
     detection_confidence = serializers.FloatField()
     age = AgeSerializer(source="*")
     gender = GenderSerializer(source="*")
+    pose = serializers.SerializerMethodField(help_text="Null for faces analysed before poses were estimated.")
+    quality = serializers.SerializerMethodField()
     model_version = serializers.CharField()
     crop_url = serializers.SerializerMethodField(
         help_text="The aligned face the models saw, as PNG; authenticated like the result."
     )
+
+    @extend_schema_field(PoseSerializer(allow_null=True))
+    def get_pose(self, face: FaceEstimate) -> dict | None:
+        return None if face.pose_yaw is None else PoseSerializer(face).data
+
+    @extend_schema_field(QualitySerializer)
+    def get_quality(self, face: FaceEstimate) -> dict:
+        """Sharpness and brightness are null for faces analysed before they were measured; the size never is."""
+        return QualitySerializer(face).data
 
     def get_crop_url(self, face: FaceEstimate) -> str:
         url = reverse("api:prediction-face-crop", args=[face.upload_id, face.number])

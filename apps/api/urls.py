@@ -9,7 +9,5 @@ urlpatterns = [
     path("predictions", predictions, name="prediction-list"),
     path("predictions/batch", prediction_batch, name="prediction-batch"),
     path("predictions/<uuid:prediction_id>", prediction_detail, name="prediction-detail"),
-    path(
-        "predictions/<uuid:prediction_id>/faces/<int:index>/crop", FaceCropApi.as_view(), name="prediction-face-crop"
-    ),
+    path("predictions/<uuid:prediction_id>/faces/<int:index>/crop", FaceCropApi.as_view(), name="prediction-face-crop"),
 ]

@@ -45,6 +45,22 @@ def test_one_call_with_the_photo_as_the_body_answers_the_result(api, two_faces_j
     assert result["status"] == "done"
     assert len(result["faces"]) == 2
     assert response.headers["Location"].endswith(f"{LIST_URL}/{result['id']}")
+    left, right = result["faces"]  # the same astronaut twice, side by side: listed left to right
+    assert [left["index"], right["index"]] == [1, 2]
+    assert left["box"]["x"] < right["box"]["x"]
+    assert left["box_relative"]["x"] < 0.5 < right["box_relative"]["x"]
+    assert left["id"] != right["id"] and len(left["id"]) == 24
+    for face in (left, right):
+        assert abs(face["pose"]["yaw"]) < 30 and abs(face["pose"]["roll"]) < 30  # she faces the camera
+        assert 0 < face["quality"]["sharpness"] <= 100 and 0 < face["quality"]["brightness"] <= 100
+        assert face["quality"]["face_px"] == min(face["box"]["width"], face["box"]["height"])
+        crop = api.get(face["crop_url"])
+        assert crop.status_code == 200 and crop.content.startswith(b"\x89PNG")
+    # the same face: the same pose and quality, within what MTCNN's landmarks move between the two copies
+    for measure in ("yaw", "pitch", "roll"):
+        assert abs(left["pose"][measure] - right["pose"][measure]) < 5, measure
+    for measure in ("sharpness", "brightness"):
+        assert abs(left["quality"][measure] - right["quality"][measure]) < 5, measure
 
 
 def test_a_chunked_body_without_a_length_is_taken(api, one_face_jpeg):

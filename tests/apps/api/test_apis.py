@@ -192,6 +192,8 @@ def test_get_done_prediction_has_faces_with_boxes_and_confidence(api_client, cre
             "detection_confidence": 0.999,
             "age": {"value": 41.2, "low": 33.0, "high": 50.0, "level": 0.8},
             "gender": {"label": "female", "probability": 0.91},
+            "pose": None,  # made before poses were estimated
+            "quality": {"sharpness": None, "brightness": None, "face_px": 83},
             "model_version": "ag-test",
             "crop_url": f"http://testserver{detail_url(created.pk)}/faces/1/crop",
         }
