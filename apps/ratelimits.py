@@ -25,9 +25,13 @@ import uuid
 import redis
 import redis.exceptions
 from django.conf import settings
+from django.dispatch import Signal
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 logger = logging.getLogger(__name__)
+
+# Sent each time a limit refuses a request (apps.metrics counts them). Argument: ``scope``, the limit's.
+rate_limited = Signal()
 
 # KEYS[1]: the window's sorted set (members: photos, scores: their times). ARGV: the window in seconds,
 # the limit, a unique member prefix, the photos this request sends. Counts them and returns -1 if they
@@ -83,6 +87,7 @@ class UploadRateThrottle(SimpleRateThrottle):
         if int(float(answer)) == -1:
             return True
         self.seconds_to_wait = float(answer)
+        rate_limited.send(sender=type(self), scope=self.scope)
         return False
 
     def wait(self) -> float | None:

@@ -1,8 +1,8 @@
 """A logging filter that cuts secrets out of log records, wherever a careless message puts them.
 
 Nothing here is meant to log a secret in the first place (see apps.telegram.bot_api); this is the
-net under that: the bot token and the webhook secret from the settings, Bot API URLs, and anything
-shaped like an API key (``<8 characters>.<32 characters>``) or an ``Api-Key`` header.
+net under that: the bot token, the webhook secret and the metrics token from the settings, Bot API
+URLs, and anything shaped like an API key (``<8 characters>.<32 characters>``) or an ``Api-Key`` header.
 
 The filter sits on handlers, where it sees every record that reaches them, whichever logger made
 it (a logger's own filters never see its children's records): the console handler of LOGGING,
@@ -81,7 +81,7 @@ def _redact_argument(value):
 
 
 def redact(text: str) -> str:
-    for secret in (settings.TELEGRAM_BOT_TOKEN, settings.TELEGRAM_WEBHOOK_SECRET):
+    for secret in (settings.TELEGRAM_BOT_TOKEN, settings.TELEGRAM_WEBHOOK_SECRET, settings.METRICS_TOKEN):
         if secret:
             text = text.replace(secret, REDACTED)
     for pattern in SECRET_PATTERNS:

@@ -57,9 +57,11 @@ INSTALLED_APPS = [
     "apps.api",
     "apps.web",
     "apps.telegram",
+    "apps.metrics",
 ]
 
 MIDDLEWARE = [
+    "apps.metrics.middleware.request_metrics",  # first: times the whole chain
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "mairror.middleware.AsyncWhiteNoiseMiddleware",  # WhiteNoise, without making the chain synchronous
@@ -118,7 +120,7 @@ if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE
 SECURE_SSL_REDIRECT = SECURE
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]  # load balancers probe and Prometheus scrapes over plain HTTP
 SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=365 * 24 * 3600) if SECURE else 0
 # Opt-in: they bind every subdomain, and a preload list entry takes months to undo.
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=False)
@@ -277,6 +279,15 @@ TELEGRAM_BOT_TOKEN = env("TELEGRAM_BOT_TOKEN", default="")
 # Sent back by Telegram in X-Telegram-Bot-Api-Secret-Token; 1-256 characters A-Z a-z 0-9 _ -.
 TELEGRAM_WEBHOOK_SECRET = env("TELEGRAM_WEBHOOK_SECRET", default="")
 TELEGRAM_API_BASE = env("TELEGRAM_API_BASE", default="https://api.telegram.org")
+
+# --- metrics (apps.metrics) ----------------------------------------------------------------------
+
+# The token Prometheus sends to /metrics and to each worker's metrics (Authorization: Bearer). Empty:
+# no metrics (/metrics answers 404). PROMETHEUS_MULTIPROC_DIR, read by prometheus-client itself, names
+# the folder where each process keeps its values for the scrapes to add up.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# host:port on which each Celery worker serves its own /metrics (a fleet of worker machines). Empty: none.
+WORKER_METRICS_ADDRESS = env("WORKER_METRICS_ADDRESS", default="")
 
 # --- Celery ----------------------------------------------------------------------------------
 

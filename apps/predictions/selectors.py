@@ -1,8 +1,29 @@
-"""Reads of predictions: an upload with its faces as its owner may see it, the review queue, and review statistics."""
+"""Reads of predictions: an upload with its faces as its owner may see it, the review queue, review statistics,
+the queues' depths and the live numbers of the admin's dashboard."""
 
 import datetime
+import math
+from dataclasses import dataclass
 
-from django.db.models import Avg, Case, Count, Exists, F, FloatField, OuterRef, Q, QuerySet, Subquery, Value, When
+import kombu.exceptions
+import redis
+from django.conf import settings
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Abs, Greatest, Least, TruncDate
 from django.utils import timezone
 from rest_framework_api_key.models import APIKey
@@ -11,6 +32,8 @@ from apps.predictions.models import EstimateReview, FaceEstimate
 from apps.uploads.models import Upload
 
 ML_QUEUE = "ml"  # CELERY_TASK_ROUTES sends both pipeline steps there
+# What reading a queue's length raises when the broker is unreachable.
+BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.RedisError, OSError)
 # An age interval this wide (in years) says nothing: its confidence is 0.
 UNINFORMATIVE_AGE_RANGE = 40.0
 
@@ -118,8 +141,13 @@ def uploads_per_day(*, days: int = 30) -> list[dict]:
 
 
 def ml_queue_length() -> int:
-    """Messages waiting on the pipeline's ``ml`` queue (not those a worker holds), read through kombu so
-    that any broker answers: Redis sums the queue's priority lists, AMQP reports the queue's ready count.
+    """Messages waiting on the pipeline's ``ml`` queue: the sweeper's sign of a backlog."""
+    return queue_length(queue=ML_QUEUE)
+
+
+def queue_length(*, queue: str) -> int:
+    """Messages waiting on a Celery queue (not those a worker holds), read through kombu so that any
+    broker answers: Redis sums the queue's priority lists, AMQP reports the queue's ready count.
 
     A queue that does not exist is empty (Redis deletes an empty list). Raises the broker's connection
     errors (``kombu.exceptions.OperationalError``, redis-py's) when it cannot be reached within the
@@ -129,6 +157,61 @@ def ml_queue_length() -> int:
 
     with celery_app.connection_for_write() as connection:
         try:
-            return connection.default_channel.queue_declare(queue=ML_QUEUE, passive=True).message_count
+            return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
         except connection.channel_errors:
             return 0
+
+
+def queue_depths() -> dict[str, int]:
+    """``queue_length`` of each queue tasks are sent to: the default one and those of CELERY_TASK_ROUTES."""
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    return {queue: queue_length(queue=queue) for queue in sorted({settings.CELERY_TASK_DEFAULT_QUEUE, *routed})}
+
+
+@dataclass(frozen=True)
+class LiveNumbers:
+    """What an operator looks at first (``live_numbers``). Durations in milliseconds, rates from 0 to 1;
+    None where there is nothing to measure (no photo finished) or the broker did not answer."""
+
+    queue_depths: dict[str, int] | None
+    finished: int
+    failed: int
+    failure_rate: float | None
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    model_version: str | None
+
+
+def live_numbers(*, since: datetime.datetime) -> LiveNumbers:
+    """Queue depths now, and of the photos finished since ``since``: how many failed, and the 50th and
+    95th percentiles (nearest rank) of upload-to-result time of those done; the model version of the
+    newest estimate, which is what the workers serve."""
+    try:
+        depths = queue_depths()
+    except BROKER_ERRORS:
+        depths = None
+    finished = Upload.objects.filter(finished_at__gte=since)
+    durations = sorted(
+        finished.filter(status=Upload.Status.DONE)
+        .annotate(duration=ExpressionWrapper(F("finished_at") - F("created_at"), output_field=DurationField()))
+        .values_list("duration", flat=True)
+    )
+    counts = finished.aggregate(finished=Count("pk"), failed=Count("pk", filter=Q(status=Upload.Status.FAILED)))
+    return LiveNumbers(
+        queue_depths=depths,
+        finished=counts["finished"],
+        failed=counts["failed"],
+        failure_rate=counts["failed"] / counts["finished"] if counts["finished"] else None,
+        latency_p50_ms=_nearest_rank_ms(durations, 0.50),
+        latency_p95_ms=_nearest_rank_ms(durations, 0.95),
+        model_version=FaceEstimate.objects.order_by("-created_at", "-pk")
+        .values_list("model_version", flat=True)
+        .first(),
+    )
+
+
+def _nearest_rank_ms(durations: list[datetime.timedelta], quantile: float) -> float | None:
+    """The smallest duration at or above ``quantile`` of them (sorted), in milliseconds."""
+    if not durations:
+        return None
+    return durations[max(0, math.ceil(quantile * len(durations)) - 1)].total_seconds() * 1000
