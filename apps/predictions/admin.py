@@ -382,7 +382,8 @@ class FaceEstimateAdmin(KeepForTrainingActions, ReadOnlyAdmin):
         return redirect(back)
 
     def dashboard_view(self, request):
-        """Traffic, review progress, and how the model agrees with reviewers, per model version."""
+        """The live numbers (``live_numbers`` tag), traffic, review progress, and how the model agrees with
+        reviewers, per model version."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         days = uploads_per_day(days=DASHBOARD_DAYS)

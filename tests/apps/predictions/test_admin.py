@@ -307,3 +307,15 @@ def test_dashboard_shows_traffic_review_share_and_agreement_per_model_version(ad
     # ag-one: errors 4 and 10 years, genders right and wrong, one true age inside its interval.
     assert "<td>ag-one</td><td>2</td><td>7.0</td> <td>50%</td> <td>50% (aimed at 80%)</td>" in page
     assert "<td>ag-two</td><td>1</td><td>0.2</td> <td>100%</td> <td>100% (aimed at 80%)</td>" in page
+
+
+def test_the_index_and_the_dashboard_start_with_the_live_numbers(reviewer_client, make_upload):
+    make_upload({"model_version": "ag-live"})
+
+    for url in ("/admin/", f"{FACES}dashboard/"):
+        page = " ".join(reviewer_client.get(url).text.split())
+
+        assert '<div class="module" id="live-numbers">' in page
+        assert re.search(r"Queue depth</th> <td>celery: \d+, ml: \d+</td>", page)
+        assert "Photo latency, last 60 min</th> <td>no photo done</td>" in page  # it has no finished_at
+        assert '<th scope="row">Model version</th><td>ag-live</td>' in page
