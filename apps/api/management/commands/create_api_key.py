@@ -11,7 +11,8 @@ class Command(BaseCommand):
     def handle(self, *args, name: str, **options):
         api_key, key = APIKey.objects.create_key(name=name)
         self.stdout.write(
-            f"Created API key {api_key.prefix!r} for {name!r}; send it as 'Authorization: Api-Key <key>'."
+            f"Created API key {api_key.prefix!r} for {name!r}; "
+            "send it as 'X-Api-Key: <key>' or 'Authorization: Bearer <key>'."
         )
         self.stdout.write("It is shown only this once:")
         self.stdout.write(key)
