@@ -69,7 +69,12 @@ def test_upload_a_photo_on_a_phone_see_its_face_and_delete_it(web, phone, one_fa
     assert not FaceEstimate.objects.filter(upload_id=upload.pk).exists()
     assert faces.count_documents({"upload_id": str(upload.pk)}) == 0
     assert not path.exists()
+    # Its address now answers the site's own 404 (DEBUG off, as make run has it), with a way back.
     assert page.goto(f"{web.url}/r/{upload.pk}").status == 404
+    expect(page.get_by_role("heading", name="There is nothing at this address.")).to_be_visible()
+    screenshot(page, "gone")
+    page.get_by_role("link", name="Analyse a photo").click()
+    page.wait_for_url(web.url + "/")
 
 
 def test_a_non_image_is_refused_in_words(web, desktop, tmp_path, screenshot):
@@ -125,3 +130,13 @@ def test_a_webcam_photo_without_a_face_says_so_plainly(web, desktop, screenshot)
     screenshot(page, "no-face")
     upload = Upload.objects.get(pk=upload_id(page))
     assert (upload.channel, upload.status, upload.faces.count()) == ("web", "done", 0)
+
+
+def test_the_favicon_is_where_browsers_look_for_it(web, desktop):
+    page = desktop
+    page.goto(web.url + "/")
+    linked = page.request.get(web.url + page.locator("link[rel=icon]").get_attribute("href"))
+    at_the_root = page.request.get(web.url + "/favicon.ico")  # pages without the link (the admin) make browsers ask
+
+    assert (linked.status, linked.headers["content-type"]) == (200, "image/svg+xml")
+    assert (at_the_root.url, at_the_root.body()) == (linked.url, linked.body())
