@@ -12,6 +12,7 @@ from playwright.sync_api import sync_playwright
 
 from devtools import devstack
 from mairror.settings import BASE_DIR
+from tests.e2e.support import PHONE
 from tests.support import app_env
 
 CHROMIUM = Path(os.environ.get("MAIRROR_CHROMIUM", "/usr/bin/chromium"))
@@ -28,7 +29,6 @@ CHROMIUM_ARGS = [
     "--use-fake-ui-for-media-stream",
 ]
 ARTIFACTS = BASE_DIR / "test-artifacts"
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,15 @@ def web(worker, services_dir):
     service = devstack.start_web(app_env(ALLOWED_HOSTS="127.0.0.1"), devstack.free_port(), services_dir / "e2e-web.log")
     yield service
     service.stop()
+
+
+@pytest.fixture(scope="session")
+def utkface_dir() -> Path:
+    """The shared UTKFace copy, where the ml tests find it (``../shared/data/utkface`` or $MAIRROR_UTKFACE)."""
+    path = Path(os.environ.get("MAIRROR_UTKFACE", BASE_DIR.parent / "shared" / "data" / "utkface"))
+    if not (path / "labels.csv").exists():
+        pytest.skip(f"UTKFace not found at {path}")
+    return path
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,7 @@ def test_upload_result_admin_and_api_docs_work_under_the_policy(
     drawn, shown = box.bounding_box(), image.bounding_box()
     assert 20 < drawn["width"] < shown["width"] / 2 and 20 < drawn["height"] < shown["height"] / 2, drawn
     assert shown["x"] < drawn["x"] and shown["y"] < drawn["y"], (drawn, shown)
-    expect(page.locator(".face-box .face-label")).to_be_visible()
+    expect(page.locator(".photo .face-badge")).to_be_visible()
     screenshot(page, "result")
     upload_id = page.url.rsplit("/", 1)[1]
 

@@ -43,7 +43,8 @@ def test_upload_a_photo_on_a_phone_see_its_face_and_delete_it(web, phone, one_fa
     box = page.locator(".face-box")
     expect(box).to_have_count(1, timeout=ANALYSIS_TIMEOUT_MS)
     expect(page.get_by_role("heading", name="1 face found")).to_be_visible()
-    expect(page.locator(".face-box .face-label")).to_have_text(re.compile(r"^[FM], \d+ \(\d+-\d+\)$"))
+    expect(page.locator(".photo .face-badge")).to_have_text("1")
+    expect(page.locator(".face-label-text strong")).to_have_text(re.compile(r"^[FM], \d+ \(\d+-\d+\)$"))
     expect(page.get_by_text(re.compile(r"^(Female|Male): \d+% sure\.$"))).to_be_visible()
     image = page.locator(".photo img")
     assert image.evaluate(LOADED_WIDTH) == 512

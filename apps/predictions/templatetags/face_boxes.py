@@ -4,15 +4,12 @@ from django import template
 
 register = template.Library()
 
-# A box this close to the top of the photo gets its label inside, where it cannot be cut off.
-LABEL_INSIDE_BELOW_TOP = 0.08
-
 
 @register.simple_tag
 def face_box(face, upload) -> dict:
     """The box of ``face`` in percent of the upright photo, so it stays on the face at any displayed size.
 
-    Returns ``{"x", "y", "width", "height": "12.345%", "label_inside": bool}``, SVG geometry rather
+    Returns ``{"x", "y", "width", "height": "12.345%"}``, SVG geometry rather
     than a style attribute, which the Content-Security-Policy forbids; boxes reaching past the
     photo's edges are clipped.
     """
@@ -25,5 +22,4 @@ def face_box(face, upload) -> dict:
         "y": f"{100 * top / upload.height:.3f}%",
         "width": f"{100 * (right - left) / upload.width:.3f}%",
         "height": f"{100 * (bottom - top) / upload.height:.3f}%",
-        "label_inside": top / upload.height < LABEL_INSIDE_BELOW_TOP,
     }

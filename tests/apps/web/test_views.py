@@ -139,19 +139,31 @@ def test_status_while_the_photo_is_analysed(client, one_face_jpeg, status, timin
     assert 'id="steps"' in page
 
 
-def test_result_shows_a_box_and_label_per_face_and_their_crops(client, one_face_jpeg, faces):
+def test_result_shows_a_numbered_box_per_face_and_a_card_with_its_number_estimates_and_crop(
+    client, one_face_jpeg, faces
+):
     upload = uploaded(client, one_face_jpeg)
     first, second = finish_with_faces(upload, {}, {"box_x": -10, "box_y": 0, "gender_label": "male", "age_value": 8.6})
 
     assert client.get(f"{result_url(upload)}/status").json()["finished"] is True
     page = client.get(result_url(upload)).content.decode()
     assert "2 faces found" in page
-    assert "F, 41 (33-50)" in page and "M, 9 (33-50)" in page
     assert "Female: 87% sure." in page
     assert "80% likely between\n          33 and 50" in page
-    # In percent of the 512 x 512 photo; a box past the edge is clipped to it.
-    assert 'x="35.547%" y="12.500%" width="16.211%" height="20.898%"' in page
-    assert 'x="0.000%" y="0.000%" width="14.258%" height="20.898%"' in page
+    # In percent of the 512 x 512 photo; a box past the edge is clipped to it. Its badge starts in its corner.
+    for box in ('x="35.547%" y="12.500%" width="16.211%" height="20.898%"', 'x="0.000%" y="0.000%" width="14.258%"'):
+        assert box in page
+    assert re.findall(r'class="face-badge-slot" x="([^"]+)" y="([^"]+)"', page) == [
+        ("35.547%", "12.500%"),
+        ("0.000%", "0.000%"),
+    ]
+    badges = re.findall(r'class="face-badge" data-face-index="(\d)">(\d)</span>', page)
+    cards = re.findall(
+        r'<li class="face" data-face-index="(\d)">.*?class="face-number".*?>(\d)</button>\s*<strong>(.*?)<', page, re.S
+    )
+    assert badges == [("0", "1"), ("1", "2")]
+    assert cards == [("0", "1", "F, 41 (33-50)"), ("1", "2", "M, 9 (33-50)")]  # the label is on the card only
+    assert page.count("F, 41 (33-50)") == 1
     for face in (first, second):
         crop = client.get(f"{result_url(upload)}/faces/{face.face_index}.png")
         assert crop["Content-Type"] == "image/png"
