@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -390,6 +391,10 @@ def run(var: Path = REPO_ROOT / "var") -> int:
     """
     for sub in ("redis", "mongo", "media", "log"):
         (var / sub).mkdir(parents=True, exist_ok=True)
+    # The metrics files of the last run (one per process id: PROMETHEUS_MULTIPROC_DIR) go; a service
+    # started again keeps its counts.
+    shutil.rmtree(var / "metrics", ignore_errors=True)
+    (var / "metrics").mkdir()
     env_file = var / "devstack.env"
     wrote_env_file = False
     supervised: list[_Supervised] = []
@@ -456,11 +461,13 @@ def run(var: Path = REPO_ROOT / "var") -> int:
 
 def _app_env(var: Path, services: dict[str, str]) -> dict[str, str]:
     """The environment of manage.py, the worker and the web server: DEBUG as the caller has it (off unless
-    ``make run DEBUG=1``: the site as people will see it), and a secret key of this checkout's own unless
-    DJANGO_SECRET_KEY is set, since gunicorn refuses the development key with DEBUG off. Not in devstack.env:
-    there it would reach every manage.py command and test run beside ``make run`` too."""
+    ``make run DEBUG=1``: the site as people will see it), a secret key of this checkout's own unless
+    DJANGO_SECRET_KEY is set, since gunicorn refuses the development key with DEBUG off, and one metrics
+    folder for the worker and the web, so that the web's /metrics also has the worker's series. Not in
+    devstack.env: there it would reach every manage.py command and test run beside ``make run`` too."""
     key = os.environ.get("DJANGO_SECRET_KEY") or _local_secret_key(var / "secret-key")
-    return {**os.environ, **services, "DJANGO_SECRET_KEY": key}
+    metrics = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str((var / "metrics").resolve())
+    return {**os.environ, **services, "DJANGO_SECRET_KEY": key, "PROMETHEUS_MULTIPROC_DIR": metrics}
 
 
 def _local_secret_key(path: Path) -> str:

@@ -254,6 +254,14 @@ def test_the_app_gets_a_secret_key_of_its_own_made_once(tmp_path, monkeypatch):
     assert (chosen["DJANGO_SECRET_KEY"], chosen["DJANGO_DEBUG"]) == ("the operator's", "1")
 
 
+def test_the_worker_and_the_web_share_one_metrics_folder_unless_one_is_set(tmp_path, monkeypatch):
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+
+    assert devstack._app_env(tmp_path, {})["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path.resolve() / "metrics")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/srv/metrics")
+    assert devstack._app_env(tmp_path, {})["PROMETHEUS_MULTIPROC_DIR"] == "/srv/metrics"
+
+
 def test_make_run_starts_a_crashed_service_again_and_the_photo_in_flight_finishes(tmp_path):
     """SIGKILL the embedded MongoDB right after a photo is accepted: devstack starts it again on its
     port, the detection step's retry reaches it, and the photo is analysed within a minute. It serves the site
