@@ -17,6 +17,7 @@ from apps.faces.services import UNREADABLE_IMAGE
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create, upload_fail
 from devtools import devstack
+from mairror.log_filters import redact
 from tests.support import celery_publishing_to, make_client, photo_file
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the photos are counted once committed
@@ -181,3 +182,7 @@ def test_a_broker_that_does_not_answer_leaves_its_series_out(client, stores):
 
     assert value(samples, "mairror_broker_up") == 0
     assert not any(name == "mairror_queue_depth" for name, _ in samples)
+
+
+def test_the_token_is_cut_out_of_any_log_line():
+    assert redact(f"scraped with Authorization: Bearer {TOKEN}") == "scraped with Authorization: Bearer <redacted>"
