@@ -14,13 +14,17 @@ import logging
 import os
 import time
 
+import pymongo
+import pymongo.errors
 from celery import current_app
 from django.conf import settings
 
 from apps.faces import heartbeats, pipeline
+from apps.faces.mongo import faces_collection
 
 logger = logging.getLogger(__name__)
 
+MONGO_WARM_UP_SECONDS = 2.0  # short: a MongoDB that is down must not hold back the ready worker
 _heartbeat: heartbeats.Heartbeat | None = None
 
 
@@ -36,8 +40,19 @@ def ml_process_start(sender=None, **kwargs) -> None:
     started = time.monotonic()
     pipeline.face_pipeline().warm_up()  # looked up now: worker settings may replace it (tests' stand-ins)
     logger.info("models loaded and warmed in %.1f s", time.monotonic() - started)
+    _mongo_warm_up()
     _heartbeat = heartbeats.Heartbeat(f"{sender}:{os.getpid()}")
     _heartbeat.start()
+
+
+def _mongo_warm_up() -> None:
+    """The faces collection's client and index check, which the first detection would pay for (its
+    connection and two round trips). MongoDB down is logged and left to that task, which retries."""
+    try:
+        with pymongo.timeout(MONGO_WARM_UP_SECONDS):
+            faces_collection()
+    except pymongo.errors.PyMongoError as error:
+        logger.warning("MongoDB could not be reached at start (%s); the first detection connects", error)
 
 
 def ml_process_stop(**kwargs) -> None:

@@ -111,3 +111,17 @@ def group_pids(worker: devstack.Service) -> list[int]:
         if int(fields[2]) == worker.process.pid:
             pids.append(int(entry.name))
     return sorted(pids, key=lambda pid: pid != worker.process.pid)
+
+
+def test_the_faces_collection_is_opened_at_start_and_a_mongodb_that_is_down_only_logs(stores, settings, caplog):
+    from apps.faces import mongo, signals
+
+    mongo._faces_collection.cache_clear()
+    signals._mongo_warm_up()
+    assert mongo._faces_collection.cache_info().currsize == 1  # client and index ready for the first detection
+
+    mongo._faces_collection.cache_clear()
+    settings.MONGO_URL = f"mongodb://127.0.0.1:{devstack.free_port()}/?serverSelectionTimeoutMS=500"
+    signals._mongo_warm_up()
+    assert mongo._faces_collection.cache_info().currsize == 0  # nothing cached: the first detection tries again
+    assert "MongoDB could not be reached at start" in caplog.text
