@@ -80,7 +80,8 @@ def summarize_ages(age_logits: np.ndarray, temperature: float, level: float):
     """Point age (the mean of the trained distribution) and the central ``level`` interval.
 
     The temperature only widens or narrows the interval, so calibrating it on ``val``
-    never moves the point estimate that the L1 loss trained.
+    never moves the point estimate that the L1 loss trained. No bound is below 0: the year-0 bin's
+    lower half (-0.5..0) holds no age (a baby's interval read "(-0-4)").
     """
     years = np.arange(age_logits.shape[-1], dtype=np.float64)
     mean = age_distribution(age_logits) @ years
@@ -88,7 +89,7 @@ def summarize_ages(age_logits: np.ndarray, temperature: float, level: float):
     tail = (1.0 - level) / 2.0
     low = np.array([_quantile(c, tail) for c in cdf])
     high = np.array([_quantile(c, 1.0 - tail) for c in cdf])
-    return mean, np.minimum(low, mean), np.maximum(high, mean)
+    return mean, np.maximum(np.minimum(low, mean), 0.0), np.maximum(high, mean)
 
 
 def _quantile(cdf: np.ndarray, q: float) -> float:

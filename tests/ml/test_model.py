@@ -46,3 +46,13 @@ def test_a_sharp_distribution_gives_a_narrow_interval_around_its_year():
     value, low, high = summarize_ages(logits, 1.0, 0.8)
     assert value[0] == pytest.approx(30, abs=1e-6)
     assert 29.5 <= low[0] <= 30 <= high[0] <= 30.5
+
+
+def test_an_infants_interval_starts_at_zero_not_below():
+    logits = np.full((1, AGE_BINS), -20.0)
+    logits[0, 0] = 5.0  # nearly all mass on year 0
+
+    value, low, high = summarize_ages(logits, 1.0, 0.8)
+
+    assert low[0] == 0.0
+    assert 0.0 <= value[0] <= high[0]
