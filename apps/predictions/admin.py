@@ -103,7 +103,7 @@ def _photo_with_boxes(upload: Upload, faces) -> str:
 
 class FaceEstimateInline(admin.TabularInline):
     model = FaceEstimate
-    fields = ["crop", "face_index", "short_label", "gender_percent", "detection", "model_version", "review_link"]
+    fields = ["crop", "number", "short_label", "gender_percent", "detection", "model_version", "review_link"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -262,7 +262,7 @@ class EstimateReviewInline(admin.TabularInline):
 @admin.register(FaceEstimate)
 class FaceEstimateAdmin(KeepForTrainingActions, ReadOnlyAdmin):
     list_display = ["crop", "short_label", "gender_percent", "confidence_score", "reviewed_mark", "model_version"]
-    list_display += ["upload_link", "face_index", "created_at"]
+    list_display += ["upload_link", "number", "created_at"]
     list_display_links = ["crop", "short_label"]
     list_filter = [
         "upload__status",
@@ -274,7 +274,7 @@ class FaceEstimateAdmin(KeepForTrainingActions, ReadOnlyAdmin):
         "model_version",
     ]
     search_fields = ["upload__id", "mongo_face_id", "model_version"]
-    fields = ["crop_large", "photo", "upload", "face_index", "short_label", "age_value", "age_low", "age_high"]
+    fields = ["crop_large", "photo", "upload", "number", "short_label", "age_value", "age_low", "age_high"]
     fields += ["age_level", "gender_label", "gender_probability", "detection_confidence", "model_version"]
     fields += ["box_x", "box_y", "box_width", "box_height", "landmarks", "mongo_face_id", "created_at"]
     readonly_fields = fields
