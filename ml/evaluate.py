@@ -50,7 +50,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def run_pipeline(pipeline, rows: list[LabelledImage], images_dir: Path, batch_size: int):
     """Per row: (age logits, P(female), detection confidence) of the best face, or None."""
-    outputs: list[tuple | None] = []
+    return run_pipelines([pipeline], rows, images_dir, batch_size)[0]
+
+
+def run_pipelines(pipelines: list, rows: list[LabelledImage], images_dir: Path, batch_size: int) -> list[list]:
+    """``run_pipeline`` of several models on the very same faces, one list per pipeline: detection runs once
+    (the first pipeline's), and each model gets the face aligned at its own crop size."""
+    from ml.alignment import align_face
+
+    outputs: list[list[tuple | None]] = [[] for _ in pipelines]
     for start in tqdm(range(0, len(rows), batch_size), desc="evaluating", unit="batch"):
         batch = rows[start : start + batch_size]
         images, readable = [], []
@@ -61,17 +69,26 @@ def run_pipeline(pipeline, rows: list[LabelledImage], images_dir: Path, batch_si
             except (UnreadableImageError, FileNotFoundError) as error:
                 log.warning("%s: %s", row.filename, error)
                 readable.append(False)
-        faces = iter(pipeline.find_faces(images))
-        best = [largest_face(next(faces)) if ok else [] for ok in readable]
-        crops = [found[0].crop for found in best if found]
-        logits, female = pipeline.raw_outputs(np.array(crops))
-        scored = iter(range(len(crops)))
-        for found in best:
-            if found:
-                i = next(scored)
-                outputs.append((logits[i], float(female[i]), found[0].detection.confidence))
-            else:
-                outputs.append(None)
+        detected = iter(zip(images, pipelines[0].find_faces(images), strict=True))
+        best = []  # per row: (its photo, [its largest face]), or (None, []) for an unreadable file
+        for ok in readable:
+            image, faces = next(detected) if ok else (None, [])
+            best.append((image, largest_face(faces)))
+        found = [(image, faces[0]) for image, faces in best if faces]
+        for pipeline, out in zip(pipelines, outputs, strict=True):
+            crops = [
+                face.crop if face.crop.shape[0] == pipeline.crop_size
+                else align_face(image, face.detection.landmarks, pipeline.crop_size)
+                for image, face in found
+            ]  # fmt: skip
+            logits, female = pipeline.raw_outputs(np.array(crops))
+            scored = iter(range(len(crops)))
+            for _, face in best:
+                if face:
+                    i = next(scored)
+                    out.append((logits[i], float(female[i]), face[0].detection.confidence))
+                else:
+                    out.append(None)
     return outputs
 
 

@@ -34,18 +34,22 @@ from ml.types import AgeEstimate, Box, FacePrediction, GenderEstimate, ImagePred
 __all__ = [
     "DEFAULT_WEIGHTS_DIR",
     "LANDMARK_NAMES",
+    "WEIGHTS_FILES",
     "AgeEstimate",
     "Face",
     "FacePipeline",
     "GenderEstimate",
+    "ModelInfo",
     "align_face",  # to cut a reviewed face out of its photo again (export_reviewed)
     "face_quality",  # how usable each detected face is, stored beside its crop
     "head_pose",
+    "weights_version",
 ]
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights"
 MODEL_FILE = "age_gender.keras"
 CARD_DATA_FILE = "model.json"
+WEIGHTS_FILES = (MODEL_FILE, CARD_DATA_FILE)  # what a weights folder holds, all a worker needs to serve it
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ def write_model(model, weights_dir: Path, image_size: int, age_temperature: floa
     # Keras 3 ignores include_optimizer: an uncompiled model on the same layers saves weights
     # only (a quarter of the size once Adam's moments and the weight average are attached).
     keras.Model(model.input, model.output, name=model.name).save(path)
-    version = "ag-" + hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    version = weights_version(weights_dir)
     info = {
         "version": version,
         "image_size": image_size,
@@ -90,6 +94,11 @@ def write_model(model, weights_dir: Path, image_size: int, age_temperature: floa
     }
     (weights_dir / CARD_DATA_FILE).write_text(json.dumps(info, indent=2) + "\n")
     return ModelInfo.load(weights_dir)
+
+
+def weights_version(weights_dir: Path) -> str:
+    """The version a weights folder's model file hashes to: what ``model.json`` says, unless the file is damaged."""
+    return "ag-" + hashlib.sha256((Path(weights_dir) / MODEL_FILE).read_bytes()).hexdigest()[:10]
 
 
 class FacePipeline:
@@ -120,6 +129,13 @@ class FacePipeline:
         self._detector = None
         self._model = None
         self._lock = threading.Lock()
+
+    def with_weights(self, weights_dir: Path | str) -> FacePipeline:
+        """The same pipeline on other age/gender weights, sharing this one's detector (loaded here if need be):
+        a worker switching versions loads only the new network."""
+        other = FacePipeline(weights_dir, self.min_confidence, self.batch_size, self.max_short_side, self.runtime)
+        other._detector = self._load_detector()
+        return other
 
     @property
     def model_version(self) -> str:

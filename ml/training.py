@@ -128,13 +128,21 @@ def training_batches(dataset: FaceDataset, sampler: MixedSampler, batch_size: in
     return steps.map(load, num_parallel_calls=2, deterministic=True).prefetch(4)
 
 
-def compile_model(image_size: int, learning_rate: float, init_from=None) -> keras.Model:
-    """The model with AdamW and weight averaging (EMA); the learning rate is set by ``CosineSchedule``."""
+def compile_model(image_size: int, learning_rate: float, init_from=None, train_trunk: bool = True) -> keras.Model:
+    """The model with AdamW and weight averaging (EMA); the learning rate is set by ``CosineSchedule``.
+
+    ``train_trunk=False`` trains the two heads only, on the trunk's features as ``init_from`` has them
+    (its batch norms then keep their statistics too): a fine-tune on a few hundred faces can shift and
+    reshape the heads' outputs, but cannot memorise those faces in the trunk or forget the rest.
+    """
     model = build_model(image_size)
     if init_from is not None:
         from ml.inference import MODEL_FILE
 
         model.set_weights(keras.models.load_model(init_from / MODEL_FILE, compile=False).get_weights())
+    if not train_trunk:
+        for layer in model.layers:
+            layer.trainable = layer.name in ("age_logits", "gender")
     optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=1e-4, use_ema=True, ema_momentum=0.995)
     model.compile(
         optimizer=optimizer,
