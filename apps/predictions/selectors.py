@@ -153,19 +153,27 @@ def queue_length(*, queue: str) -> int:
     errors (``kombu.exceptions.OperationalError``, redis-py's) when it cannot be reached within the
     broker connection timeout.
     """
-    from mairror import celery_app
-
-    with celery_app.connection_for_write() as connection:
-        try:
-            return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
-        except connection.channel_errors:
-            return 0
+    return _queue_lengths([queue])[queue]
 
 
 def queue_depths() -> dict[str, int]:
-    """``queue_length`` of each queue tasks are sent to: the default one and those of CELERY_TASK_ROUTES."""
+    """``queue_length`` of each queue tasks are sent to (the default one and those of CELERY_TASK_ROUTES),
+    over one connection: a broker that is down costs one connection timeout, not one per queue."""
     routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
-    return {queue: queue_length(queue=queue) for queue in sorted({settings.CELERY_TASK_DEFAULT_QUEUE, *routed})}
+    return _queue_lengths(sorted({settings.CELERY_TASK_DEFAULT_QUEUE, *routed}))
+
+
+def _queue_lengths(queues: list[str]) -> dict[str, int]:
+    from mairror import celery_app
+
+    lengths = {}
+    with celery_app.connection_for_write() as connection:
+        for queue in queues:
+            try:
+                lengths[queue] = connection.default_channel.queue_declare(queue=queue, passive=True).message_count
+            except connection.channel_errors:
+                lengths[queue] = 0
+    return lengths
 
 
 @dataclass(frozen=True)

@@ -109,8 +109,10 @@ def test_each_change_of_an_upload_is_published_once_committed(one_face_jpeg, dja
     for step in steps:
         with django_capture_on_commit_callbacks() as callbacks:
             step()
-        assert all(callback.func is original for callback in callbacks)
-        published += [callback.keywords or callback.args for callback in callbacks]
+        # Besides the publishing, only the metrics' count of a finished photo (apps.metrics) waits for the commit.
+        publishing = [callback for callback in callbacks if callback.func is original]
+        assert len(callbacks) - len(publishing) == (1 if step is steps[2] else 0)
+        published += [callback.keywords or callback.args for callback in publishing]
 
     assert published == [(upload_id,)] * 4
 
