@@ -27,7 +27,7 @@ from django.conf import settings  # noqa: E402 - configured by get_asgi_applicat
 from apps.uploads.images import MULTIPART_OVERHEAD_BYTES  # noqa: E402
 from mairror.log_filters import QueryStringsRedacted  # noqa: E402
 from mairror.sync_requests import SyncRequestsInThreads  # noqa: E402
-from mairror.warm_up import web_process_warm_up  # noqa: E402
+from mairror.warm_up import WarmUpAtStartup  # noqa: E402
 
 logging.getLogger("uvicorn.access").addFilter(QueryStringsRedacted())
 
@@ -116,11 +116,11 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-web_process_warm_up()
-
-application = BodyLimit(
-    SyncRequestsInThreads(django_application),
-    BODY_LIMIT_BYTES,
-    idle_seconds=settings.REQUEST_BODY_IDLE_SECONDS,
-    limits_by_path=BODY_LIMITS_BY_PATH,
+application = WarmUpAtStartup(
+    BodyLimit(
+        SyncRequestsInThreads(django_application),
+        BODY_LIMIT_BYTES,
+        idle_seconds=settings.REQUEST_BODY_IDLE_SECONDS,
+        limits_by_path=BODY_LIMITS_BY_PATH,
+    )
 )

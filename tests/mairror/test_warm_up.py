@@ -1,4 +1,5 @@
-"""A web process does its first request's one-off work when it starts (gunicorn imports mairror.asgi in each worker)."""
+"""A web process does its first request's one-off work when its server starts it (the ASGI lifespan's startup,
+which uvicorn sends in each gunicorn worker), and nothing of it on import."""
 
 import json
 import subprocess
@@ -11,12 +12,32 @@ import redis
 from mairror.settings import BASE_DIR
 
 WARMED_PROCESS = textwrap.dedent("""
-    import json, logging, sys, time
+    import asyncio, json, logging, sys, time
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    started = time.monotonic()
-    import mairror.asgi  # as a gunicorn worker does
+    from mairror.asgi import application
     from PIL import Image
+    imported_only = {
+        "pillow_plugins_loaded": Image._initialized == 2,
+        "task_modules": "apps.faces.tasks" in sys.modules,
+    }
+
+    async def start_and_stop():  # as uvicorn does with its lifespan "auto"
+        messages, sent = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}], []
+
+        async def receive():
+            return messages.pop(0)
+
+        async def send(message):
+            sent.append(message["type"])
+
+        await application({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+        return sent
+
+    started = time.monotonic()
+    sent = asyncio.run(start_and_stop())
     print(json.dumps({
+        "imported_only": imported_only,
+        "sent": sent,
         "seconds": time.monotonic() - started,
         "pillow_plugins_loaded": Image._initialized == 2,
         "task_modules": all(name in sys.modules for name in ("apps.faces.tasks", "apps.predictions.tasks")),
@@ -47,6 +68,8 @@ def test_a_web_process_connects_to_the_broker_and_loads_what_the_first_upload_ne
 
     report, log = start_web_process(tmp_path, settings.REDIS_URL)
 
+    assert report["imported_only"] == {"pillow_plugins_loaded": False, "task_modules": False}  # nothing on import
+    assert report["sent"] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert report["pillow_plugins_loaded"] and report["task_modules"]
     assert not report["tensorflow"]
     assert client.info("stats")["total_connections_received"] > before  # the producer's connection
