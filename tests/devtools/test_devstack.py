@@ -231,9 +231,16 @@ def processes_with(argument: str) -> list[int]:
 
 @pytest.mark.parametrize(("arguments", "prefix"), [([], ""), (["DEBUG=1"], "DJANGO_DEBUG=1 ")])
 def test_make_run_has_debug_off_unless_asked(arguments, prefix):
-    env = {key: value for key, value in os.environ.items() if key not in ("DEBUG", "DJANGO_DEBUG")}
+    # Not MAKEFLAGS or MAKELEVEL either: under CI's own make, make would say which directory it leaves.
+    dropped = ("DEBUG", "DJANGO_DEBUG", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")
+    env = {key: value for key, value in os.environ.items() if key not in dropped}
     dry_run = subprocess.run(
-        ["make", "-n", "run", *arguments], cwd=devstack.REPO_ROOT, env=env, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", "run", *arguments],
+        cwd=devstack.REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
 
     assert dry_run.stdout.splitlines()[-1] == f"{prefix}.venv/bin/python -m devtools.devstack run"
