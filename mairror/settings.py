@@ -272,6 +272,27 @@ CACHES = {
     }
 }
 
+# --- models: the registry and training from reviews (apps.predictions) ---------------------------
+
+# How often an ml worker process asks which model version is active (one SQL query), between two tasks: a
+# promotion reaches every worker within this many seconds, each loading it before it drops the old one. 0: before
+# every task.
+MODEL_VERSION_CHECK_SECONDS = env.float("MODEL_VERSION_CHECK_SECONDS", default=15.0)
+# Where a worker keeps the weights it fetched from the file storage, a folder per version.
+MODEL_CACHE_DIR = _path_from_env("MODEL_CACHE_DIR", VAR_DIR / "models")
+# train_from_reviews: the data sets the shipped model was trained on (their train splits are the replay that keeps
+# a fine-tune from forgetting, their test splits fixed evaluation sets beside the reviewed faces' own), how many of
+# their faces a fine-tune replays, and where a run keeps its files (the reviewed faces' go when it ends) and the
+# replay faces' aligned crops.
+MODEL_TRAINING_DATA_DIR = _path_from_env("MODEL_TRAINING_DATA_DIR", BASE_DIR.parent / "shared" / "data")
+MODEL_TRAINING_SETS = env.list("MODEL_TRAINING_SETS", default=["utkface", "korean_family_age", "scut_fbp5500"])
+MODEL_TRAINING_REPLAY_SIZE = env.int("MODEL_TRAINING_REPLAY_SIZE", default=2000)
+MODEL_TRAINING_DIR = _path_from_env("MODEL_TRAINING_DIR", VAR_DIR / "training")
+# A candidate measured worse than the active version on any evaluation set by more than this is promoted only by
+# force: its age error (MAE, or the distance to the age group) by more years, its gender accuracy by more points.
+MODEL_PROMOTION_MARGIN_YEARS = env.float("MODEL_PROMOTION_MARGIN_YEARS", default=0.25)
+MODEL_PROMOTION_MARGIN_GENDER = env.float("MODEL_PROMOTION_MARGIN_GENDER", default=0.01)
+
 # --- Telegram bot ----------------------------------------------------------------------------
 
 # From @BotFather. Empty: the bot is off (the webhook answers 403 while the secret is empty too).
@@ -363,6 +384,7 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {
     "faces_detect": {"queue": "ml"},
     "faces_estimate": {"queue": "ml"},
+    "model_candidate_train": {"queue": "ml"},  # train_from_reviews: on a machine with the models (a GPU's)
     # Network I/O with the Bot API, no model work.
     "telegram_*": {"queue": "celery"},
 }
@@ -383,6 +405,11 @@ DETECTION_TIME_LIMIT = env.int("DETECTION_TIME_LIMIT", default=150)
 # between two of them, it leaves the rest to the next run.
 RETENTION_SOFT_TIME_LIMIT = env.int("RETENTION_SOFT_TIME_LIMIT", default=780)
 RETENTION_TIME_LIMIT = env.int("RETENTION_TIME_LIMIT", default=840)
+# A fine-tune gets hours. Its task is acknowledged when it starts, not when it ends: it is not redelivered after
+# the visibility timeout, nor after its worker died (a run still unfinished past its hard limit is failed when the
+# next one is asked for).
+MODEL_TRAINING_SOFT_TIME_LIMIT = env.int("MODEL_TRAINING_SOFT_TIME_LIMIT", default=4 * 3600)
+MODEL_TRAINING_TIME_LIMIT = env.int("MODEL_TRAINING_TIME_LIMIT", default=4 * 3600 + 300)
 
 # --- API -------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ uploads for training past the retention period (a review keeps its upload too) o
 """
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -22,15 +23,29 @@ from django.utils.html import format_html
 
 from apps.faces.selectors import FacesUnavailable, face_crop_png
 from apps.predictions.charts import bar_chart
-from apps.predictions.models import MAX_AGE, EstimateReview, FaceEstimate
+from apps.predictions.models import MAX_AGE, EstimateReview, FaceEstimate, ModelVersion, TrainingRun
 from apps.predictions.selectors import (
     face_estimates_with_confidence,
+    model_version_active,
+    model_version_comparison,
+    model_version_previous,
+    model_version_promotion_refusals,
     review_agreement_by_model_version,
     review_progress,
     review_queue,
     uploads_per_day,
 )
-from apps.predictions.services import estimate_review_create, upload_erase, uploads_keep_for_training
+from apps.predictions.services import (
+    PromotionRefused,
+    TrainingRefused,
+    estimate_review_create,
+    model_version_promote,
+    model_version_rollback,
+    training_defaults,
+    training_run_request,
+    upload_erase,
+    uploads_keep_for_training,
+)
 from apps.uploads.models import Upload
 from apps.uploads.selectors import upload_read_display_jpeg
 
@@ -448,3 +463,174 @@ class EstimateReviewAdmin(ReadOnlyAdmin):
     @admin.display(description="predicted")
     def predicted(self, review):
         return review.estimate.short_label
+
+
+# --- the model registry: versions side by side, promotion, roll back; training runs ---------------------
+
+# The figures shown side by side, each set those it has: (key in ml.evaluate_all's summary row, label, unit).
+COMPARED_FIGURES = (
+    ("age_mae", "age MAE", "years"),
+    ("age_range_distance", "distance to the age group", "years"),
+    ("age_in_range", "age inside its group", "%"),
+    ("age_bound_inside", "age inside the set's stated bound", "%"),
+    ("gender_accuracy", "gender accuracy", "%"),
+    ("interval_coverage", "80% interval coverage", "%"),
+)
+
+
+def _figure(value, unit: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1%}" if unit == "%" else f"{value:.2f}"
+
+
+def _difference(ours, theirs, unit: str) -> str:
+    if ours is None or theirs is None:
+        return ""
+    return f"{ours - theirs:+.1%}" if unit == "%" else f"{ours - theirs:+.2f}"
+
+
+def _comparison_rows(comparison) -> list[dict]:
+    """One row per set and figure the set has, for the side-by-side table."""
+    rows = []
+    for row in comparison:
+        for key, label, unit in COMPARED_FIGURES:
+            ours, theirs = row.candidate.get(key), row.active.get(key)
+            if ours is None and theirs is None:
+                continue
+            rows.append(
+                {
+                    "set": row.name,
+                    "photos": row.candidate.get("images"),
+                    "figure": label,
+                    "candidate": _figure(ours, unit),
+                    "active": _figure(theirs, unit),
+                    "difference": _difference(ours, theirs, unit),
+                    "worse": key in row.worse,
+                }
+            )
+    return rows
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(ReadOnlyAdmin):
+    """Model versions, and the decision which one serves: a superuser promotes a candidate after comparing it with
+    the active one, set by set, as one run measured both; one worse on any set by more than the margins is refused
+    unless forced (a separate button, logged). Roll back brings back the version the active one replaced."""
+
+    list_display = ["version", "state", "image_size", "parent", "created_at", "promoted_at", "promoted_by"]
+    list_display += ["promotion_forced"]
+    list_filter = ["state", "promotion_forced"]
+    search_fields = ["version"]
+    fields = ["version", "state", "image_size", "parent", "weights_prefix", "training_data", "created_at"]
+    fields += ["promoted_at", "promoted_by", "promotion_forced", "retired_at"]
+    readonly_fields = fields
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # faces keep the version that estimated them
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        urls = [
+            path("<int:pk>/promote/", wrap(self.promote_view), name="predictions_modelversion_promote"),
+            path("rollback/", wrap(self.rollback_view), name="predictions_modelversion_rollback"),
+        ]
+        return urls + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        version = get_object_or_404(ModelVersion, pk=object_id)
+        active = model_version_active()
+        other = version.parent if version.state == ModelVersion.State.ACTIVE else active
+        comparison = model_version_comparison(candidate=version, active=other)
+        context = {
+            "other": other,
+            "comparison_rows": _comparison_rows(comparison or []),
+            "refusals": model_version_promotion_refusals(candidate=version, active=active),
+            "previous": model_version_previous() if version.state == ModelVersion.State.ACTIVE else None,
+            "can_promote": request.user.is_superuser,
+            "margins": (settings.MODEL_PROMOTION_MARGIN_YEARS, settings.MODEL_PROMOTION_MARGIN_GENDER),
+        }
+        return super().change_view(request, object_id, form_url, {**context, **(extra_context or {})})
+
+    def promote_view(self, request, pk):
+        """POST: promote this version ("force" in the form: whatever the comparison says)."""
+        if request.method != "POST" or not request.user.is_superuser:
+            raise PermissionDenied
+        version = get_object_or_404(ModelVersion, pk=pk)
+        force = "force" in request.POST
+        replaced = model_version_active()
+        try:
+            promoted = model_version_promote(model_version=version, user=request.user, force=force)
+        except PromotionRefused as error:
+            messages.error(
+                request, f"Not promoted: {version.version} measured worse, " + "; ".join(error.reasons) + "."
+            )
+        else:
+            note = f"Forced promotion over {replaced.version}" if promoted.promotion_forced else "Promoted"
+            if replaced is not None and not promoted.promotion_forced:
+                note += f", replacing {replaced.version}"
+            self.log_change(request, promoted, note)
+            messages.success(request, f"Promoted {promoted.version}: the workers switch to it between two tasks.")
+        return redirect("admin:predictions_modelversion_change", pk)
+
+    def rollback_view(self, request):
+        """POST: bring back the version the active one replaced."""
+        if request.method != "POST" or not request.user.is_superuser:
+            raise PermissionDenied
+        replaced = model_version_active()
+        try:
+            restored = model_version_rollback(user=request.user)
+        except PromotionRefused as error:
+            messages.error(request, "; ".join(error.reasons) + ".")
+            return redirect("admin:predictions_modelversion_changelist")
+        self.log_change(request, restored, f"Rolled back to it from {replaced.version if replaced else 'none'}")
+        messages.success(request, f"Rolled back: {restored.version} is active again.")
+        return redirect("admin:predictions_modelversion_change", restored.pk)
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(ReadOnlyAdmin):
+    """Training runs (``train_from_reviews``), their progress as they go; a superuser starts one from the list."""
+
+    list_display = ["id", "state", "progress_percent", "stage", "base", "candidate", "requested_by", "created_at"]
+    list_display += ["finished_at"]
+    list_filter = ["state"]
+    fields = ["state", "progress_bar", "stage", "base", "candidate", "parameters", "error", "log", "requested_by"]
+    fields += ["created_at", "started_at", "finished_at"]
+    readonly_fields = fields
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="progress", ordering="progress")
+    def progress_percent(self, run):
+        return f"{run.progress:.0%}"
+
+    @admin.display(description="progress")
+    def progress_bar(self, run):
+        return format_html('<progress max="1" value="{}"></progress> {}', run.progress, f"{run.progress:.0%}")
+
+    @admin.display(description="last log lines")
+    def log(self, run):
+        return format_html("<pre>{}</pre>", run.log_tail)
+
+    def get_urls(self):
+        urls = [path("train/", self.admin_site.admin_view(self.train_view), name="predictions_trainingrun_train")]
+        return urls + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        context = {"can_train": request.user.is_superuser, "training_defaults": training_defaults()}
+        return super().changelist_view(request, {**context, **(extra_context or {})})
+
+    def train_view(self, request):
+        """POST: queue a training run with the default parameters (train_from_reviews takes others)."""
+        if request.method != "POST" or not request.user.is_superuser:
+            raise PermissionDenied
+        try:
+            run = training_run_request(user=request.user)
+        except TrainingRefused as error:
+            messages.error(request, str(error))
+            return redirect("admin:predictions_trainingrun_changelist")
+        self.log_addition(request, run, "Queued from the admin")
+        messages.success(request, f"Training run {run.pk} queued on the ml queue.")
+        return redirect("admin:predictions_trainingrun_change", run.pk)

@@ -94,3 +94,95 @@ class EstimateReview(models.Model):
 
     def __str__(self) -> str:
         return f"{self.estimate}: {self.gender}, {self.age} by {self.reviewer}"
+
+
+class ModelVersion(models.Model):
+    """A trained age/gender model the ml workers can serve; exactly one is active, and serves every new photo.
+
+    Its weights (``ml.inference.WEIGHTS_FILES``) lie in the file storage under ``weights_prefix``, where
+    every worker fetches them; the weights shipped in the code (``ML_WEIGHTS_DIR``) have none. A
+    candidate comes from ``train_from_reviews`` with two tables measured in one run on the same photos:
+    its own figures (``metrics``) and its parent's (``baseline_metrics``), per evaluation set.
+    """
+
+    class State(models.TextChoices):
+        CANDIDATE = "candidate"
+        ACTIVE = "active"
+        RETIRED = "retired"
+
+    version = models.CharField(
+        max_length=64, unique=True, help_text="ml.inference's model_version: a hash of the weights."
+    )
+    state = models.CharField(max_length=16, choices=State, default=State.CANDIDATE)
+    weights_prefix = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Folder in the file storage holding the weights; empty: those shipped in the code (ML_WEIGHTS_DIR).",
+    )
+    image_size = models.PositiveSmallIntegerField(help_text="Side of the aligned face crops it takes, in pixels.")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children", help_text="Fine-tuned from."
+    )
+    training_data = models.JSONField(default=dict, blank=True, help_text="What it was trained on, and how.")
+    metrics = models.JSONField(
+        default=dict, blank=True, help_text="Per evaluation set: its figures (ml.evaluate_all's summary row)."
+    )
+    baseline_metrics = models.JSONField(
+        default=dict, blank=True, help_text="Per evaluation set: the parent's figures, measured in the same run."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    promoted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    promotion_forced = models.BooleanField(
+        default=False, help_text="Promoted although it measured worse than the version it replaced."
+    )
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["state"], condition=models.Q(state="active"), name="one_active_model_version"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} ({self.state})"
+
+
+class TrainingRun(models.Model):
+    """One ``train_from_reviews``: the reviewed faces exported, the active model fine-tuned on them, the
+    candidate and the active one measured, the candidate registered. Progress is written as it goes."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    state = models.CharField(max_length=16, choices=State, default=State.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    parameters = models.JSONField(default=dict, blank=True)
+    base = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="Fine-tuned from."
+    )
+    candidate = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="training_runs"
+    )
+    progress = models.FloatField(default=0.0, help_text="0 to 1.")
+    stage = models.CharField(max_length=200, blank=True)
+    log_tail = models.TextField(blank=True, help_text="The run's last log lines.")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"training run {self.pk} ({self.state})"

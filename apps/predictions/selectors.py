@@ -1,5 +1,5 @@
 """Reads of predictions: an upload with its faces as its owner may see it, the review queue, review statistics,
-the queues' depths and the live numbers of the admin's dashboard."""
+the queues' depths and the live numbers of the admin's dashboard, and the model registry."""
 
 import datetime
 import math
@@ -28,7 +28,7 @@ from django.db.models.functions import Abs, Greatest, Least, TruncDate
 from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
-from apps.predictions.models import EstimateReview, FaceEstimate
+from apps.predictions.models import EstimateReview, FaceEstimate, ModelVersion
 from apps.uploads.models import Upload
 
 ML_QUEUE = "ml"  # CELERY_TASK_ROUTES sends both pipeline steps there
@@ -36,6 +36,7 @@ ML_QUEUE = "ml"  # CELERY_TASK_ROUTES sends both pipeline steps there
 BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.RedisError, OSError)
 # An age interval this wide (in years) says nothing: its confidence is 0.
 UNINFORMATIVE_AGE_RANGE = 40.0
+AGE_ERROR_NAMES = {"age_mae": "age MAE", "age_range_distance": "distance to the age group"}
 
 
 def prediction_list(*, owner: APIKey) -> QuerySet[Upload]:
@@ -223,3 +224,68 @@ def _nearest_rank_ms(durations: list[datetime.timedelta], quantile: float) -> fl
     if not durations:
         return None
     return durations[max(0, math.ceil(quantile * len(durations)) - 1)].total_seconds() * 1000
+
+
+# --- the model registry ---------------------------------------------------------------------
+
+
+def model_version_active() -> ModelVersion | None:
+    """The version every ml worker serves (within MODEL_VERSION_CHECK_SECONDS of its promotion)."""
+    return ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).first()
+
+
+def model_version_previous() -> ModelVersion | None:
+    """The version the active one replaced, which a roll back brings back: the one retired last."""
+    return ModelVersion.objects.filter(state=ModelVersion.State.RETIRED).order_by("-retired_at", "-pk").first()
+
+
+@dataclass(frozen=True)
+class SetComparison:
+    """One evaluation set, two versions measured in one run on its same photos (``ml.evaluate_all``'s rows)."""
+
+    name: str
+    candidate: dict
+    active: dict
+    worse: dict[str, str]  # figure: how the candidate is worse in it than the active one, past the margins
+
+
+def model_version_comparison(*, candidate: ModelVersion, active: ModelVersion | None) -> list[SetComparison] | None:
+    """The two versions side by side per evaluation set, or None when no run measured them together: one must be
+    the other's parent (a candidate and the version it was fine-tuned from, either way round)."""
+    if active is None:
+        return None
+    if candidate.parent_id == active.pk:
+        figures, baseline = candidate.metrics, candidate.baseline_metrics
+    elif active.parent_id == candidate.pk:
+        figures, baseline = active.baseline_metrics, active.metrics
+    else:
+        return None
+    margins = settings.MODEL_PROMOTION_MARGIN_YEARS, settings.MODEL_PROMOTION_MARGIN_GENDER
+    return [
+        SetComparison(name, figures[name], baseline[name], _worse(figures[name], baseline[name], *margins))
+        for name in figures
+        if name in baseline
+    ]
+
+
+def model_version_promotion_refusals(*, candidate: ModelVersion, active: ModelVersion | None) -> list[str]:
+    """Why ``candidate`` may not replace ``active`` unless forced; empty when it may."""
+    if active is None or candidate.pk == active.pk:
+        return []
+    comparison = model_version_comparison(candidate=candidate, active=active)
+    if not comparison:
+        return [f"{candidate.version} and the active {active.version} were never measured on the same photos"]
+    return [f"{row.name}: {reason}" for row in comparison for reason in row.worse.values()]
+
+
+def _worse(candidate: dict, active: dict, margin_years: float, margin_gender: float) -> dict[str, str]:
+    """Each figure in which ``candidate`` is worse than ``active`` by more than its margin, and how, in words."""
+    worse = {}
+    for key, name in AGE_ERROR_NAMES.items():
+        ours, theirs = candidate.get(key), active.get(key)
+        if ours is not None and theirs is not None and ours - theirs > margin_years:
+            worse[key] = f"{name} {ours:.2f} years against {theirs:.2f}"
+    ours, theirs = candidate.get("gender_accuracy"), active.get("gender_accuracy")
+    if ours is not None and theirs is not None and theirs - ours > margin_gender:
+        worse["gender_accuracy"] = f"gender accuracy {ours:.1%} against {theirs:.1%}"
+    return worse

@@ -1,9 +1,14 @@
-"""Writes of predictions: starting the pipeline for a photo, the estimation step, deleting everything."""
+"""Writes of predictions: starting the pipeline for a photo, the estimation step, deleting everything; the model
+registry (which version the workers serve, promotion) and training a candidate from the reviews."""
 
+import contextlib
 import csv
 import hashlib
 import logging
+import shutil
+import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -19,13 +24,14 @@ from celery import chain
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files import File
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from PIL import Image
 from rest_framework_api_key.models import APIKey
 
-from apps.faces.pipeline import face_pipeline
+from apps.faces.pipeline import face_pipeline, face_pipeline_serve
 from apps.faces.services import (
     PHOTO_GONE_FOR_NEW_MODEL,
     TOO_MANY_ATTEMPTS,
@@ -35,8 +41,14 @@ from apps.faces.services import (
     face_documents_delete_expired,
     face_documents_record_outputs,
 )
-from apps.predictions.models import EstimateReview, FaceEstimate
-from apps.predictions.selectors import ml_queue_length, reviewed_faces
+from apps.predictions.models import EstimateReview, FaceEstimate, ModelVersion, TrainingRun
+from apps.predictions.selectors import (
+    ml_queue_length,
+    model_version_active,
+    model_version_previous,
+    model_version_promotion_refusals,
+    reviewed_faces,
+)
 from apps.uploads.images import CleanImage
 from apps.uploads.models import Upload
 from apps.uploads.selectors import upload_get, upload_read_image
@@ -64,6 +76,21 @@ STORAGE_UNAVAILABLE = "The photo could not be stored. Please try again later."
 STUCK_TOO_OFTEN = "The analysis did not finish after several attempts. Please send the photo again."
 BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError)
 STORAGE_ERRORS = (OSError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+MODEL_STORAGE_DIR = "models"  # in the file storage, beside uploads/: models/<version>/<weights files>
+# What train_from_reviews does unless told otherwise (its replay_size is the setting MODEL_TRAINING_REPLAY_SIZE):
+# ml.retraining.fine_tune's arguments, and how many photos of each data set's test split to measure on (0: all).
+TRAINING_DEFAULTS = {
+    "epochs": 5,
+    "epoch_size": 2048,
+    "learning_rate": 1e-3,
+    "reviewed_share": 0.5,
+    "train_trunk": False,
+    "test_limit": 0,
+}
+TRAINING_LOG_LINES = 60
+TRAINING_LOST = "The run stopped without finishing (its worker died or lost its message)."
+TRAINING_NOT_QUEUED = "The run could not be queued: the broker did not answer."
+TRAINING_TIME_UP = "The run was stopped at its time limit (MODEL_TRAINING_SOFT_TIME_LIMIT)."
 # What a redelivered estimation overwrites on an existing (upload, face_index) row.
 RESULT_FIELDS = [
     "mongo_face_id",
@@ -441,3 +468,309 @@ def uploads_delete_expired() -> ExpiredUploadsDeleted:
     log = logger.error if failed else logger.info
     log("retention (%s days): %s", settings.RETENTION_DAYS, result)
     return result
+
+
+# --- the model registry: versions, promotion, training from reviews --------------------------------------
+
+
+class ModelWeightsInvalid(Exception):
+    """A weights folder that is not the model version it should be: a file missing, damaged or another's."""
+
+
+class PromotionRefused(Exception):
+    """A version may not be made the active one (``reasons``), unless forced."""
+
+    def __init__(self, reasons: list[str]):
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+class TrainingRefused(Exception):
+    """A training run cannot be queued now (another is under way, the broker is down)."""
+
+
+def model_weights_local(*, model_version: ModelVersion) -> Path:
+    """A folder on this machine with the version's weights, checked against its version: ML_WEIGHTS_DIR for those
+    shipped in the code, else MODEL_CACHE_DIR/<version>, fetched from the file storage the first time. Processes
+    fetching at once each write their own copy and the first to finish names it. Raises ``ModelWeightsInvalid``."""
+    from ml.inference import WEIGHTS_FILES
+
+    if not model_version.weights_prefix:
+        return _weights_checked(Path(settings.ML_WEIGHTS_DIR), model_version.version)
+    folder = Path(settings.MODEL_CACHE_DIR) / model_version.version
+    if not folder.exists():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        fetching = Path(tempfile.mkdtemp(prefix=f".{model_version.version}-", dir=folder.parent))
+        try:
+            for name in WEIGHTS_FILES:
+                stored = default_storage.open(model_version.weights_prefix + name, "rb")
+                with stored as source, open(fetching / name, "wb") as target:
+                    shutil.copyfileobj(source, target)
+            _weights_checked(fetching, model_version.version)
+            with contextlib.suppress(OSError):  # another process named its copy first
+                fetching.rename(folder)
+        finally:
+            shutil.rmtree(fetching, ignore_errors=True)
+    return _weights_checked(folder, model_version.version)
+
+
+def _weights_checked(folder: Path, version: str) -> Path:
+    from ml.inference import ModelInfo, weights_version
+
+    try:
+        found = ModelInfo.load(folder).version, weights_version(folder)
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelWeightsInvalid(f"{folder} holds no readable weights: {error}") from error
+    if found != (version, version):
+        raise ModelWeightsInvalid(f"{folder} should hold {version}; model.json says {found[0]}, the weights {found[1]}")
+    return folder
+
+
+def model_version_serve_active() -> str:
+    """Have this worker process serve the active model version (``apps.faces.pipeline.face_pipeline_serve``), its
+    weights fetched first if need be; returns the version it serves now. One that cannot be fetched or loaded is
+    logged, and the process goes on serving the one it has: the next check tries again."""
+    serving = face_pipeline().model_version
+    active = model_version_active()
+    if active is None or active.version == serving:
+        return serving
+    started = time.monotonic()
+    try:
+        face_pipeline_serve(model_weights_local(model_version=active))
+    except Exception:
+        logger.exception("could not switch from model %s to the active %s; still serving %s", serving, active, serving)
+        return serving
+    logger.info("now serving model %s (was %s), loaded in %.1f s", active.version, serving, time.monotonic() - started)
+    return active.version
+
+
+def model_version_register(
+    *, weights_dir: Path, parent: ModelVersion | None, training_data: dict, metrics: dict, baseline_metrics: dict
+) -> ModelVersion:
+    """Store a weights folder in the file storage (``models/<version>/``) and record it as a candidate, with its
+    figures and its parent's from the same evaluation. The same weights again are the same version: a candidate
+    gets the new figures, a version that served already keeps its state and figures."""
+    from ml.inference import WEIGHTS_FILES, ModelInfo
+
+    info = ModelInfo.load(weights_dir)
+    _weights_checked(weights_dir, info.version)
+    prefix = f"{MODEL_STORAGE_DIR}/{info.version}/"
+    for name in WEIGHTS_FILES:
+        default_storage.delete(prefix + name)  # a run that stopped half way may have stored part of it
+        with open(weights_dir / name, "rb") as handle:
+            default_storage.save(prefix + name, File(handle))
+    fields = {
+        "parent": parent,
+        "training_data": training_data,
+        "metrics": metrics,
+        "baseline_metrics": baseline_metrics,
+    }
+    version, created = ModelVersion.objects.get_or_create(
+        version=info.version, defaults={"weights_prefix": prefix, "image_size": info.image_size, **fields}
+    )
+    if not created and version.state == ModelVersion.State.CANDIDATE:
+        ModelVersion.objects.filter(pk=version.pk).update(weights_prefix=prefix, **fields)
+        version.refresh_from_db()
+    return version
+
+
+def model_version_promote(*, model_version: ModelVersion, user, force: bool = False) -> ModelVersion:
+    """Make ``model_version`` the active one, and retire the one it replaces; the workers follow within
+    MODEL_VERSION_CHECK_SECONDS. Raises ``PromotionRefused`` when it measured worse than the active one on any
+    evaluation set by more than the margins (``model_version_promotion_refusals``), unless ``force``."""
+    with transaction.atomic():
+        active = ModelVersion.objects.select_for_update().filter(state=ModelVersion.State.ACTIVE).first()
+        if active is not None and active.pk == model_version.pk:
+            return active
+        refusals = model_version_promotion_refusals(candidate=model_version, active=active)
+        if refusals and not force:
+            raise PromotionRefused(refusals)
+        forced = bool(refusals)
+        promoted = _model_version_activate(model_version=model_version, replacing=active, user=user, forced=forced)
+    replaced = active.version if active else None
+    if forced:
+        logger.warning("model %s forced active by %s over %s, which measured better: %s", promoted.version, user,
+                       replaced, "; ".join(refusals))  # fmt: skip
+    else:
+        logger.info("model %s promoted by %s, replacing %s", promoted.version, user, replaced)
+    return promoted
+
+
+def model_version_rollback(*, user) -> ModelVersion:
+    """Bring back the version the active one replaced (``model_version_previous``), whatever the figures say: it
+    served before. Raises ``PromotionRefused`` when there is none."""
+    with transaction.atomic():
+        active = ModelVersion.objects.select_for_update().filter(state=ModelVersion.State.ACTIVE).first()
+        previous = model_version_previous()
+        if previous is None:
+            raise PromotionRefused(["no version served before the active one"])
+        restored = _model_version_activate(model_version=previous, replacing=active, user=user, forced=False)
+    logger.warning("model %s rolled back to %s by %s", active.version if active else None, restored.version, user)
+    return restored
+
+
+def _model_version_activate(*, model_version: ModelVersion, replacing: ModelVersion | None, user, forced: bool):
+    now = timezone.now()
+    if replacing is not None:  # first: one active version at a time (one_active_model_version)
+        ModelVersion.objects.filter(pk=replacing.pk).update(state=ModelVersion.State.RETIRED, retired_at=now)
+    ModelVersion.objects.filter(pk=model_version.pk).update(
+        state=ModelVersion.State.ACTIVE, promoted_by=user, promoted_at=now, promotion_forced=forced, retired_at=None
+    )
+    return ModelVersion.objects.get(pk=model_version.pk)
+
+
+def training_run_request(*, user=None, **parameters) -> TrainingRun:
+    """Queue ``train_from_reviews`` (the task ``model_candidate_train``, on the ``ml`` queue) once its row is
+    committed; ``parameters`` override TRAINING_DEFAULTS. One run at a time: raises ``TrainingRefused`` while
+    another is queued or running, except one that outlived its hard time limit (its worker died), failed first."""
+    unknown = set(parameters) - set(training_defaults())
+    if unknown:
+        raise ValueError(f"unknown training parameters: {', '.join(sorted(unknown))}")
+    now = timezone.now()
+    lost = now - timedelta(seconds=settings.MODEL_TRAINING_TIME_LIMIT)
+    with transaction.atomic():
+        TrainingRun.objects.filter(
+            Q(state=TrainingRun.State.QUEUED, created_at__lt=lost)
+            | Q(state=TrainingRun.State.RUNNING, started_at__lt=lost)
+        ).update(state=TrainingRun.State.FAILED, error=TRAINING_LOST, finished_at=now)
+        busy = TrainingRun.objects.filter(state__in=[TrainingRun.State.QUEUED, TrainingRun.State.RUNNING]).first()
+        if busy is not None:
+            raise TrainingRefused(f"Training run {busy.pk} is {busy.state}: one at a time.")
+        run = TrainingRun.objects.create(requested_by=user, parameters={**training_defaults(), **parameters})
+        transaction.on_commit(partial(_training_run_queue, run_id=run.pk))
+    return run
+
+
+def training_defaults() -> dict:
+    return {**TRAINING_DEFAULTS, "replay_size": settings.MODEL_TRAINING_REPLAY_SIZE}
+
+
+def _training_run_queue(*, run_id: int) -> None:
+    from apps.predictions import tasks
+
+    try:
+        tasks.model_candidate_train.delay(run_id)
+    except BROKER_ERRORS as error:
+        logger.warning("could not queue training run %s: %s", run_id, error)
+        _training_run_finish(run_id, state=TrainingRun.State.FAILED, error=TRAINING_NOT_QUEUED)
+
+
+def model_candidate_train(*, run_id: int) -> ModelVersion | None:
+    """Run a queued training run: export the reviewed faces (``reviewed_faces_export``), fine-tune the active model
+    on their train split plus a replay sample of its training data (``ml.retraining.fine_tune``), measure it and the
+    active one on the same photos, the data sets' test splits (at most ``test_limit`` each) and the reviewed faces'
+    own, and register it as a candidate with both tables. Returns it; None for a run that is not queued (already
+    run) or that failed: its row says why. The reviewed faces' files go with the run's folder, whatever happens."""
+    claimed = TrainingRun.objects.filter(pk=run_id, state=TrainingRun.State.QUEUED).update(
+        state=TrainingRun.State.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return None
+    run = TrainingRun.objects.get(pk=run_id)
+    work = Path(settings.MODEL_TRAINING_DIR) / f"run-{run.pk}"
+    recorder = _TrainingRecorder(run.pk)
+    try:
+        with recorder.capturing():
+            candidate = _candidate_train(run, work, recorder)
+    except SoftTimeLimitExceeded:
+        _training_run_finish(run.pk, state=TrainingRun.State.FAILED, error=TRAINING_TIME_UP, log_tail=recorder.tail())
+        return None
+    except Exception as error:
+        logger.exception("training run %s failed", run.pk)
+        _training_run_finish(run.pk, state=TrainingRun.State.FAILED, error=str(error) or repr(error),
+                             log_tail=recorder.tail())  # fmt: skip
+        return None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _training_run_finish(run.pk, state=TrainingRun.State.DONE, candidate=candidate, progress=1.0,
+                         stage=f"registered {candidate.version}", log_tail=recorder.tail())  # fmt: skip
+    return candidate
+
+
+def _candidate_train(run: TrainingRun, work: Path, recorder: "_TrainingRecorder") -> ModelVersion:
+    from ml.retraining import REVIEWED, EvaluationSet, compare, fine_tune
+
+    parameters = run.parameters
+    base = model_version_active()
+    if base is None:
+        raise ValueError("no model version is active")
+    TrainingRun.objects.filter(pk=run.pk).update(base=base)
+    base_weights = model_weights_local(model_version=base)
+    folders = [Path(settings.MODEL_TRAINING_DATA_DIR) / name for name in settings.MODEL_TRAINING_SETS]
+    missing = [str(folder) for folder in folders if not (folder / "labels.csv").exists()]
+    if missing:
+        raise ValueError(f"the training data is missing (MODEL_TRAINING_DATA_DIR): {', '.join(missing)}")
+
+    recorder(0.0, "exporting the reviewed faces")
+    reviewed = work / REVIEWED
+    exported = reviewed_faces_export(directory=reviewed)
+    logger.info("exported the reviewed faces: %s", exported)
+    if not exported["train"]:
+        raise ValueError(f"no reviewed face is in the train split yet ({exported})")
+    tuned = fine_tune(
+        reviewed=reviewed,
+        replay=folders,
+        replay_size=parameters["replay_size"],
+        init_from=base_weights,
+        out=work / "fine-tune",
+        cache=Path(settings.MODEL_TRAINING_DIR) / "cache",
+        epochs=parameters["epochs"],
+        epoch_size=parameters["epoch_size"],
+        learning_rate=parameters["learning_rate"],
+        reviewed_share=parameters["reviewed_share"],
+        train_trunk=parameters["train_trunk"],
+        progress=recorder.part(0.05, 0.75),
+    )
+    sets = [EvaluationSet(f.name, f / "labels.csv", f / "images", "test", parameters["test_limit"]) for f in folders]
+    sets.append(EvaluationSet(REVIEWED, reviewed / "labels.csv", reviewed / "images", "test"))
+    figures = compare({"candidate": tuned["weights"], "active": base_weights}, sets, progress=recorder.part(0.75, 0.95))
+    recorder(0.95, f"registering {tuned['version']}")
+    training_data = {**tuned["training_data"], "reviewed_export": exported, "test_limit": parameters["test_limit"]}
+    return model_version_register(
+        weights_dir=tuned["weights"],
+        parent=base,
+        training_data=training_data,
+        metrics=figures["candidate"],
+        baseline_metrics=figures["active"],
+    )
+
+
+def _training_run_finish(run_id: int, *, state: str, **fields) -> None:
+    TrainingRun.objects.filter(pk=run_id).update(state=state, finished_at=timezone.now(), **fields)
+
+
+class _TrainingRecorder(logging.Handler):
+    """A training run's progress and its last log lines (of ``ml`` and this module), written to its row as it goes:
+    called with (fraction done, what is happening) at each stage and epoch."""
+
+    LOGGERS = ("ml", __name__)
+
+    def __init__(self, run_id: int):
+        super().__init__(level=logging.INFO)
+        self.run_id = run_id
+        self.lines: deque[str] = deque(maxlen=TRAINING_LOG_LINES)
+        self.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%H:%M:%S"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    def tail(self) -> str:
+        return "\n".join(self.lines)
+
+    def __call__(self, fraction: float, stage: str) -> None:
+        TrainingRun.objects.filter(pk=self.run_id).update(progress=fraction, stage=stage[:200], log_tail=self.tail())
+
+    def part(self, start: float, end: float):
+        """Progress of one step that reports 0 to 1, as its share ``start`` to ``end`` of the run."""
+        return lambda fraction, stage: self(start + (end - start) * fraction, stage)
+
+    @contextlib.contextmanager
+    def capturing(self):
+        loggers = [logging.getLogger(name) for name in self.LOGGERS]
+        for each in loggers:
+            each.addHandler(self)
+        try:
+            yield
+        finally:
+            for each in loggers:
+                each.removeHandler(self)

@@ -31,3 +31,16 @@ def uploads_delete_expired() -> dict[str, int]:
     its error; the next run tries them again).
     """
     return asdict(services.uploads_delete_expired())
+
+
+# Acknowledged at once (acks_late off): a fine-tune outlasts the broker's visibility timeout, and must not be
+# handed to a second worker while it runs, nor again after its worker died (training_run_request fails such a run).
+@shared_task(
+    name="model_candidate_train",
+    acks_late=False,
+    soft_time_limit=settings.MODEL_TRAINING_SOFT_TIME_LIMIT,
+    time_limit=settings.MODEL_TRAINING_TIME_LIMIT,
+)
+def model_candidate_train(run_id: int) -> None:
+    """``train_from_reviews`` (queue ``ml``): a candidate model from the reviewed faces, measured and registered."""
+    services.model_candidate_train(run_id=run_id)

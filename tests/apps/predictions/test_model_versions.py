@@ -4,7 +4,7 @@ import pytest
 from bson import ObjectId
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from apps.faces.pipeline import face_pipeline
+from apps.faces.pipeline import face_pipeline, face_pipeline_reset
 from apps.faces.services import PHOTO_GONE_FOR_NEW_MODEL, faces_detect
 from apps.predictions.models import FaceEstimate
 from apps.predictions.services import faces_estimate
@@ -37,11 +37,11 @@ def use_weights(settings):
 
     def switch(directory):
         settings.ML_WEIGHTS_DIR = directory
-        face_pipeline.cache_clear()
+        face_pipeline_reset()
         return face_pipeline()
 
     yield switch
-    face_pipeline.cache_clear()
+    face_pipeline_reset()
 
 
 @pytest.fixture
