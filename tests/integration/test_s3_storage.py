@@ -1,4 +1,5 @@
-"""With S3 storage (a moto server), photos go to the bucket and DELETE removes them from it."""
+"""With S3 storage (a moto server), photos go to the bucket and DELETE removes them from it; registered model
+weights go there too, and come back from it."""
 
 import io
 
@@ -10,6 +11,7 @@ from django.test import override_settings
 from PIL import Image
 
 from apps.predictions.models import FaceEstimate
+from apps.predictions.services import model_version_register, model_weights_local
 from apps.uploads.models import Upload
 from devtools import devstack
 from tests.support import make_client, photo_file, wait_until_finished
@@ -100,3 +102,26 @@ def test_delete_removes_the_photo_from_the_bucket(worker, bucket, one_face_jpeg,
     assert faces.count_documents({"upload_id": str(upload.pk)}) == 0
     assert not Upload.objects.filter(pk=upload.pk).exists()
     assert not FaceEstimate.objects.filter(upload_id=upload.pk).exists()
+
+
+def test_registered_model_weights_go_to_the_bucket_and_workers_fetch_them_from_it(bucket, tmp_path, settings):
+    import keras
+
+    from ml.inference import write_model
+    from ml.model import build_model
+
+    keras.utils.set_random_seed(5)
+    write_model(build_model(32), tmp_path / "weights", 32, 1.0, {})
+    settings.MODEL_CACHE_DIR = tmp_path / "cache"
+
+    version = model_version_register(
+        weights_dir=tmp_path / "weights", parent=None, training_data={}, metrics={}, baseline_metrics={}
+    )
+
+    keys = sorted(item.key for item in bucket.objects.filter(Prefix="models/"))
+    assert keys == [f"models/{version.version}/age_gender.keras", f"models/{version.version}/model.json"]
+    fetched = model_weights_local(model_version=version)
+    assert fetched == tmp_path / "cache" / version.version
+    assert (fetched / "age_gender.keras").read_bytes() == (tmp_path / "weights" / "age_gender.keras").read_bytes()
+    for key in keys:
+        bucket.Object(key).delete()
