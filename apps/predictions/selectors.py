@@ -188,13 +188,14 @@ class LiveNumbers:
     failure_rate: float | None
     latency_p50_ms: float | None
     latency_p95_ms: float | None
-    model_version: str | None
+    model_version: str | None  # the registry's active version: what the workers serve
+    newest_estimate_version: str | None  # the newest face's; another just after a promotion, until a photo comes
 
 
 def live_numbers(*, since: datetime.datetime) -> LiveNumbers:
     """Queue depths now, and of the photos finished since ``since``: how many failed, and the 50th and
-    95th percentiles (nearest rank) of upload-to-result time of those done; the model version of the
-    newest estimate, which is what the workers serve."""
+    95th percentiles (nearest rank) of upload-to-result time of those done; the active model version,
+    and the newest estimate's."""
     try:
         depths = queue_depths()
     except BROKER_ERRORS:
@@ -213,7 +214,10 @@ def live_numbers(*, since: datetime.datetime) -> LiveNumbers:
         failure_rate=counts["failed"] / counts["finished"] if counts["finished"] else None,
         latency_p50_ms=_nearest_rank_ms(durations, 0.50),
         latency_p95_ms=_nearest_rank_ms(durations, 0.95),
-        model_version=FaceEstimate.objects.order_by("-created_at", "-pk")
+        model_version=ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE)
+        .values_list("version", flat=True)
+        .first(),
+        newest_estimate_version=FaceEstimate.objects.order_by("-created_at", "-pk")
         .values_list("model_version", flat=True)
         .first(),
     )

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group, Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from apps.predictions.models import EstimateReview, FaceEstimate
+from apps.predictions.models import EstimateReview, FaceEstimate, ModelVersion
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create
 from tests.support import finish_with_faces, stored_files
@@ -318,4 +318,5 @@ def test_the_index_and_the_dashboard_start_with_the_live_numbers(reviewer_client
         assert '<div class="module" id="live-numbers">' in page
         assert re.search(r"Queue depth</th> <td>celery: \d+, ml: \d+</td>", page)
         assert "Photo latency, last 60 min</th> <td>no photo done</td>" in page  # it has no finished_at
-        assert '<th scope="row">Model version</th><td>ag-live</td>' in page
+        active = ModelVersion.objects.get(state=ModelVersion.State.ACTIVE).version  # the shipped weights, registered
+        assert f"Active model version</th> <td>{active} (the newest estimate is by ag-live)</td>" in page

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from apps.faces.tasks import faces_detect
-from apps.predictions.models import FaceEstimate
+from apps.predictions.models import FaceEstimate, ModelVersion
 from apps.predictions.selectors import live_numbers
 from apps.uploads.models import Upload
 from apps.uploads.services import upload_create
@@ -73,15 +73,18 @@ def test_with_no_photo_finished_there_is_nothing_to_measure(broker, make_upload)
     assert (live.finished, live.failed) == (0, 0)
     assert live.failure_rate is None
     assert live.latency_p50_ms is live.latency_p95_ms is None
-    assert live.model_version is None
+    assert live.newest_estimate_version is None
 
 
-def test_the_model_version_is_the_newest_estimates(broker, make_upload, faces):
+def test_the_model_version_is_the_registrys_active_one_beside_the_newest_estimates(broker, make_upload, faces):
     finish_with_faces(make_upload(Upload.Status.DONE, seconds=1), {"model_version": "ag-old"})
     [newest] = finish_with_faces(make_upload(Upload.Status.DONE, seconds=1), {"model_version": "ag-new"})
     FaceEstimate.objects.exclude(pk=newest.pk).update(created_at=timezone.now() - timedelta(minutes=1))
 
-    assert live_numbers(since=timezone.now() - timedelta(hours=1)).model_version == "ag-new"
+    live = live_numbers(since=timezone.now() - timedelta(hours=1))
+
+    assert live.model_version == ModelVersion.objects.get(state=ModelVersion.State.ACTIVE).version  # the shipped one
+    assert live.newest_estimate_version == "ag-new"
 
 
 def test_queue_depths_are_the_brokers_per_queue(broker):
