@@ -80,7 +80,7 @@ def fine_tune(
     ``reviewed_share`` reviewed faces. Only the heads learn unless ``train_trunk`` (``compile_model``):
     trained whole on 40 faces labelled 10 years older, the network learnt them by heart (their error
     down 2 to 3 years, held-out faces' under 1, UTKFace's test error up 1 to 6); its heads alone took
-    1.5 to 2.5 years off the held-out faces' error, UTKFace's moving by under 2. Replay crops are cached in
+    1.5 to 5 years off the held-out faces' error, UTKFace's moving by under 2. Replay crops are cached in
     ``cache``; the reviewed faces' under ``out`` only (people's photos: they go with the run's folder).
 
     Returns the exported version and what went into it (``training_data``), with its val figures.
