@@ -511,7 +511,11 @@ def model_weights_local(*, model_version: ModelVersion) -> Path:
                 fetching.rename(folder)
         finally:
             shutil.rmtree(fetching, ignore_errors=True)
-    return _weights_checked(folder, model_version.version)
+    try:
+        return _weights_checked(folder, model_version.version)
+    except ModelWeightsInvalid:
+        shutil.rmtree(folder, ignore_errors=True)  # damaged since: fetched again at the next try
+        raise
 
 
 def _weights_checked(folder: Path, version: str) -> Path:
@@ -538,7 +542,7 @@ def model_version_serve_active() -> str:
     try:
         face_pipeline_serve(model_weights_local(model_version=active))
     except Exception:
-        logger.exception("could not switch from model %s to the active %s; still serving %s", serving, active, serving)
+        logger.exception("could not switch from model %s to the active %s: still serving it", serving, active.version)
         return serving
     logger.info("now serving model %s (was %s), loaded in %.1f s", active.version, serving, time.monotonic() - started)
     return active.version

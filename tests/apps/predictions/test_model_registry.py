@@ -119,6 +119,19 @@ def test_damaged_weights_in_the_storage_are_refused_and_not_cached(shipped, smal
     assert list(cache_dir.iterdir()) == []
 
 
+def test_weights_damaged_in_the_cache_are_fetched_again(shipped, small_weights, cache_dir, stores):
+    version = model_version_register(
+        weights_dir=small_weights, parent=shipped, training_data={}, metrics={}, baseline_metrics={}
+    )
+    cached = model_weights_local(model_version=version)
+    (cached / "age_gender.keras").write_bytes(b"truncated")
+
+    with pytest.raises(ModelWeightsInvalid):
+        model_weights_local(model_version=version)
+    assert not cached.exists()
+    assert model_weights_local(model_version=version) == cached  # from the storage again
+
+
 def test_a_candidate_within_the_margins_is_promoted_and_its_parent_retired(shipped, admin_user, settings):
     settings.MODEL_PROMOTION_MARGIN_YEARS, settings.MODEL_PROMOTION_MARGIN_GENDER = 0.25, 0.01
     better = candidate(
