@@ -67,6 +67,15 @@ def fake_api():
 
 
 @pytest.fixture
+def broker(stores):
+    """The session's Redis, emptied before and after: the queues hold only what the test sent."""
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
 def faces(stores):
     """The MongoDB faces collection, emptied after the test."""
     from apps.faces.mongo import faces_collection

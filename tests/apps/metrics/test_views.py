@@ -8,8 +8,6 @@ Counters live as long as this process: each test compares before and after.
 import uuid
 
 import pytest
-import redis
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -29,15 +27,6 @@ URL = "/metrics"
 @pytest.fixture(autouse=True)
 def metrics_on(settings):
     settings.METRICS_TOKEN = TOKEN
-
-
-@pytest.fixture
-def broker(stores):
-    """The session's Redis, emptied before and after: the queues hold only what the test sent."""
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
 
 
 def scrape(client) -> dict[tuple[str, tuple], float]:

@@ -4,8 +4,6 @@ latency percentiles and failure rate from the uploads' rows, the newest estimate
 from datetime import timedelta
 
 import pytest
-import redis
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
@@ -18,15 +16,6 @@ from devtools import devstack
 from tests.support import celery_publishing_to, finish_with_faces
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def broker(stores):
-    """The session's Redis, emptied before and after: the queues hold only what the test sent."""
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
 
 
 @pytest.fixture

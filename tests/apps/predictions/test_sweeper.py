@@ -13,7 +13,6 @@ from io import StringIO
 
 import kombu.exceptions
 import pytest
-import redis
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
@@ -30,15 +29,6 @@ from devtools import devstack
 from tests.support import celery_publishing_to
 
 ML_QUEUE = "ml"
-
-
-@pytest.fixture
-def broker(stores):
-    """The session's Redis, emptied before and after, so the ``ml`` queue holds only what this test sent."""
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
 
 
 @pytest.fixture
