@@ -1,18 +1,17 @@
 """The API's waits as async views: a waiting client costs a coroutine, no thread.
 
-``GET /api/v1/predictions/<id>?wait=N``: the DRF view (``PredictionDetailApi``) stays what answers:
-authentication, the query's checks, the lookup, the JSON and every error are its own, called
-through ``sync_to_async``. This view only decides when to call it: once when the client does not
-ask to wait; otherwise it subscribes to the upload's changes first (``apps.uploads.events``), then
-calls it, and while the upload is unfinished waits for its changes. A change that is a step of the
-pipeline (claimed, faces found) costs one indexed lookup, not an answer; the view answers again
-once the upload finishes, or when the wait is over and something changed since the last answer.
-No change is missed, and nothing polls SQL.
+The DRF views stay what answers: authentication, the query's checks, the lookup, the JSON and every
+error are theirs, called through ``sync_to_async``. These views only decide when to call them.
 
-``POST /api/v1/predictions?wait=N`` and ``POST /api/v1/predictions/batch?wait=N``: the DRF view
-takes the photos and answers; when it accepted some, this view subscribes to their changes, reads
-their statuses, waits while any is unfinished, and reads the finished ones into the answer
-(``apps.api.apis.created_answer_refresh``).
+``GET /api/v1/predictions/<id>?wait=N``: the DRF view answers; if the upload is unfinished, this view
+waits for it (``_wait_until_finished``) and lets the DRF view answer again. ``POST
+/api/v1/predictions?wait=N`` and ``POST /api/v1/predictions/batch?wait=N``: the DRF view takes the
+photos and answers; when it accepted some, this view waits for them and reads the finished ones
+into the answer (``apps.api.apis.created_answer_refresh``).
+
+A wait subscribes to the uploads' changes first (``apps.uploads.events``), then reads their
+statuses, then waits while any is unfinished: a change that is a step of the pipeline (claimed,
+faces found) costs one indexed query, not an answer. No change is missed, and nothing polls SQL.
 
 Each view says, by its ``waits`` attribute, which requests of its URL wait: only those are served
 as coroutines (``mairror.sync_requests``), every other one runs whole in a pooled thread.
@@ -34,7 +33,7 @@ from apps.api.apis import (
 from apps.api.serializers import PredictionWaitInputSerializer
 from apps.uploads.events import SUBSCRIBE_TIMEOUT_SECONDS, upload_changes
 from apps.uploads.models import Upload
-from apps.uploads.selectors import upload_is_unfinished, uploads_unfinished
+from apps.uploads.selectors import uploads_unfinished
 from mairror.request_threads import run_sync_then_release
 
 UNFINISHED = {Upload.Status.PENDING, Upload.Status.PROCESSING}
@@ -46,25 +45,15 @@ _batch = PredictionBatchApi.as_view()
 
 @csrf_exempt  # as every DRF view: API keys, not cookies
 async def prediction_detail(request, prediction_id):
-    """The detail view for every method; a GET with ``wait`` waits here, not in a thread."""
+    """The detail view for every method; a GET with ``wait`` waits here, not in a thread. The DRF view
+    answers first (the key, the lookup, the checks), so only the owner of an unfinished upload waits."""
     wait = _wait_asked(request.method, request.GET, "GET")
-    if not wait:
-        return await _answer(request, prediction_id)
     deadline = time.monotonic() + wait
-    async with upload_changes(prediction_id, subscribe_timeout=_subscribe_timeout(wait)) as changes:
-        response = await _answer(request, prediction_id)  # subscribed first: a change from now on wakes us
-        stale = False  # something changed since ``response`` was read
-        while _unfinished(response):
-            remaining = deadline - time.monotonic()
-            if remaining > 0 and await changes.wait(remaining):
-                if await run_sync_then_release(upload_is_unfinished, upload_id=prediction_id):
-                    stale = True  # a step, not the end
-                    continue
-            elif not stale:
-                break  # the wait is over, and the upload is as it was read
-            response = await _answer(request, prediction_id)
-            stale = False
+    response = await _answer(request, prediction_id)
+    if not wait or not _unfinished(response):
         return response
+    await _wait_until_finished([str(prediction_id)], deadline)
+    return await _answer(request, prediction_id)
 
 
 @csrf_exempt
@@ -134,6 +123,7 @@ async def _answer(request, prediction_id):
 
 
 def _unfinished(response) -> bool:
+    """A DRF detail answer whose upload is pending or processing."""
     return response.status_code == 200 and response.data.get("status") in UNFINISHED
 
 

@@ -16,11 +16,6 @@ def upload_get(*, upload_id) -> Upload | None:
     return Upload.objects.filter(pk=upload_id).first()
 
 
-def upload_is_unfinished(*, upload_id) -> bool:
-    """Pending or processing (one indexed lookup): what a waiting client checks at each change."""
-    return Upload.objects.filter(pk=upload_id, status__in=(Upload.Status.PENDING, Upload.Status.PROCESSING)).exists()
-
-
 def uploads_unfinished(*, upload_ids) -> list[str]:
     """Which of these uploads are pending or processing, in the order given: what a client waiting
     for several checks at each change (one query)."""
