@@ -274,8 +274,6 @@ def _context(request) -> dict:
 
 def _batch_photos(request) -> list:
     """The batch's files, in order; 400 without any, or with more than MAX_BATCH_PHOTOS."""
-    if request.content_type.split(";")[0].strip().lower() != "multipart/form-data":
-        raise exceptions.UnsupportedMediaType(request.content_type)
     length = request.META.get("CONTENT_LENGTH")
     if length and length.isdigit() and int(length) > settings.MAX_BATCH_BYTES + MULTIPART_OVERHEAD_BYTES:
         raise FileTooLarge(
