@@ -34,8 +34,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # devtools/ is not installed: the repository's
 
 from bench.pipeline_latency import photo_640, predict_once  # noqa: E402
-from bench.stack import manage, migrate, production_env  # noqa: E402
-from devtools.devstack import free_port, start_mongo, start_redis, start_web, start_worker  # noqa: E402
+from bench.stack import running_stack  # noqa: E402
+from devtools.devstack import start_worker  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 TARGET_RATIO = 2.0
@@ -135,22 +135,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     photo = photo_640()
     load_before = [round(x, 2) for x in os.getloadavg()]
-    with tempfile.TemporaryDirectory(prefix="mairror-bench-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="mairror-bench-") as scratch, running_stack(Path(scratch)) as stack:
         var = Path(scratch)
-        services = [start_redis(var / "redis"), start_mongo(var / "mongo")]
-        env = production_env(var, redis_url=services[0].url, mongo_url=services[1].url)
-        try:
-            migrate(env)
-            created = manage(env, "create_api_key", "bench", capture_output=True, text=True)
-            headers = {"Authorization": f"Api-Key {created.stdout.strip().splitlines()[-1]}"}
-            port = free_port()
-            services.append(start_web(env, port, var / "web.log"))
-            base_url = f"http://127.0.0.1:{port}"
-            first = ready_first(env, base_url, headers, photo, args.photos, var / "worker-ready-first.log")
-            at_start = sent_at_start(env, base_url, headers, photo, var / "worker-sent-at-start.log")
-        finally:
-            for service in reversed(services):
-                service.stop()
+        first = ready_first(stack.env, stack.url, stack.headers, photo, args.photos, var / "worker-ready-first.log")
+        at_start = sent_at_start(stack.env, stack.url, stack.headers, photo, var / "worker-sent-at-start.log")
 
     report = {
         "photo": "640x640 JPEG, one face (skimage astronaut)",

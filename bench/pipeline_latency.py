@@ -35,8 +35,8 @@ from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # devtools/ is not installed: the repository's
 
-from bench.stack import manage, migrate, production_env  # noqa: E402
-from devtools.devstack import free_port, start_mongo, start_redis, start_web, start_worker  # noqa: E402
+from bench.stack import running_stack  # noqa: E402
+from devtools.devstack import start_worker  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 STAGES = ("queue_ms", "decode_ms", "detection_ms", "estimation_ms")  # recorded by the worker on the upload
@@ -161,27 +161,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     photo = photo_640()
     runs = []
-    with tempfile.TemporaryDirectory(prefix="mairror-bench-") as scratch:
-        var = Path(scratch)
-        services = [start_redis(var / "redis"), start_mongo(var / "mongo")]
-        env = production_env(var, redis_url=services[0].url, mongo_url=services[1].url)
-        try:
-            migrate(env)
-            created = manage(env, "create_api_key", "bench", capture_output=True, text=True)
-            headers = {"Authorization": f"Api-Key {created.stdout.strip().splitlines()[-1]}"}
-            port = free_port()
-            services.append(start_web(env, port, var / "web.log"))
-            for processes in args.worker_processes:
-                worker = start_worker(env, "celery,ml", processes, var / f"worker-{processes}.log")
-                names = ("redis", "mongo (SecantusDB)", "web (gunicorn)", "worker (Celery)")
-                groups = {name: service.process.pid for name, service in zip(names, [*services, worker], strict=True)}
-                try:
-                    runs.append(measure(f"http://127.0.0.1:{port}", headers, photo, processes, args, groups))
-                finally:
-                    worker.stop()
-        finally:
-            for service in reversed(services):
-                service.stop()
+    with tempfile.TemporaryDirectory(prefix="mairror-bench-") as scratch, running_stack(Path(scratch)) as stack:
+        for processes in args.worker_processes:
+            worker = start_worker(stack.env, "celery,ml", processes, Path(scratch) / f"worker-{processes}.log")
+            names = {"redis": "redis", "mongo": "mongo (SecantusDB)", "web": "web (gunicorn)"}
+            groups = {names[key]: service.process.pid for key, service in stack.services.items()}
+            groups["worker (Celery)"] = worker.process.pid
+            try:
+                runs.append(measure(stack.url, stack.headers, photo, processes, args, groups))
+            finally:
+                worker.stop()
 
     throughputs = {run["worker_processes"]: run["throughput"]["photos_per_second"] for run in runs}
     report = {
